@@ -18,3 +18,16 @@ def format_target(rationale: str, answer: str) -> str:
     """Text the student learns to produce after the prompt (EOS is appended by the tokenising code)."""
     rationale = " ".join(rationale.split())
     return f" {rationale} {ANSWER_SEPARATOR} {answer.strip()}"
+
+
+ZERO_SHOT_COT_TRIGGER = "Let's think step by step."
+
+
+def format_zeroshot_prompt(question: str) -> str:
+    """Zero-shot-CoT prompt for an untrained student (the `zero-shot` baseline)."""
+    return f"Q: {question.strip()}\nA: {ZERO_SHOT_COT_TRIGGER}"
+
+
+def format_input(question: str, style: str) -> str:
+    """The prompt for a method's `prompt_style` (see methods/registry.py)."""
+    return format_zeroshot_prompt(question) if style == "zeroshot_cot" else format_prompt(question)

@@ -1,0 +1,114 @@
+"""Tokenise once, batch by length, pad, and mask: the tensors the loop consumes.
+
+Source batches carry labels (-100 on prompt and padding) and a question mask; target batches
+carry the question only. Labels are built explicitly because the pad token may equal EOS.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+
+from prada.data.schema import Example
+from prada.distill.format import format_prompt, format_target
+
+
+@dataclass
+class TrainItem:
+    prompt_ids: list[int]
+    target_ids: list[int]
+    domain: int
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T) 1 = real token
+    question_mask: torch.Tensor  # (B, T) 1 = question (prompt) token
+    domain: torch.Tensor  # (B,)
+    labels: torch.Tensor | None = None  # (B, T), -100 outside the target
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(t.to(device) if t is not None else None for t in (
+            self.input_ids, self.attention_mask, self.question_mask, self.domain, self.labels)))
+
+    @property
+    def num_target_tokens(self) -> int:
+        return 0 if self.labels is None else int((self.labels != -100).sum())
+
+
+def tokenize_prompt(tokenizer, question: str) -> list[int]:
+    return tokenizer(format_prompt(question), add_special_tokens=True)["input_ids"]
+
+
+def build_train_items(
+    examples: list[Example], tokenizer, domains: list[str], max_length: int, only_correct: bool = True,
+    max_rationales: int = 1,
+) -> list[TrainItem]:
+    """One item per (question, kept rationale). Targets longer than max_length are truncated (no EOS then)."""
+    items = []
+    eos = tokenizer.eos_token_id
+    for ex in examples:
+        kept = [r for r in ex.rationales if r.correct or not only_correct][: max(1, max_rationales)]
+        prompt = tokenize_prompt(tokenizer, ex.question)[: max_length - 1]
+        for r in kept:
+            target = tokenizer(format_target(r.text, ex.answer if r.correct else r.answer), add_special_tokens=False)["input_ids"]
+            target = (target + [eos])[: max_length - len(prompt)]
+            items.append(TrainItem(prompt, target, domains.index(ex.domain)))
+    return items
+
+
+def build_question_items(examples: list[Example], tokenizer, domains: list[str], max_length: int) -> list[TrainItem]:
+    """Question-only items for the adversary's target batches."""
+    return [TrainItem(tokenize_prompt(tokenizer, e.question)[:max_length], [], domains.index(e.domain)) for e in examples]
+
+
+def _padded_length(n: int, multiple: int) -> int:
+    return int(math.ceil(n / multiple) * multiple)
+
+
+def collate(items: list[TrainItem], pad_id: int, pad_multiple: int = 16, with_labels: bool = True) -> Batch:
+    """Right-pad items into a Batch (training uses right padding; generation uses left)."""
+    lengths = [len(i.prompt_ids) + (len(i.target_ids) if with_labels else 0) for i in items]
+    T = _padded_length(max(lengths), pad_multiple)
+    B = len(items)
+    input_ids = torch.full((B, T), pad_id, dtype=torch.long)
+    attention = torch.zeros((B, T), dtype=torch.long)
+    question = torch.zeros((B, T), dtype=torch.long)
+    labels = torch.full((B, T), -100, dtype=torch.long) if with_labels else None
+    for b, item in enumerate(items):
+        P = len(item.prompt_ids)
+        seq = item.prompt_ids + (item.target_ids if with_labels else [])
+        input_ids[b, : len(seq)] = torch.tensor(seq)
+        attention[b, : len(seq)] = 1
+        question[b, :P] = 1
+        if with_labels:
+            labels[b, P : len(seq)] = torch.tensor(item.target_ids)
+    domain = torch.tensor([i.domain for i in items], dtype=torch.long)
+    return Batch(input_ids, attention, question, domain, labels)
+
+
+def epoch_batches(items: list[TrainItem], batch_size: int, seed: int, epoch: int, group: int = 64) -> list[list[int]]:
+    """Length-grouped batches for one epoch: shuffle, sort inside chunks of `group` batches, shuffle batches.
+
+    A pure function of (seed, epoch), so resume replays the same order.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    chunk = batch_size * group
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(items[i].prompt_ids) + len(items[i].target_ids))
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def sample_indices(n: int, k: int, seed: int, step: int) -> list[int]:
+    """k indices of n for the target batch at `step`: deterministic per (seed, step) for exact resume."""
+    rng = random.Random(seed * 1_000_003 + step + 7)
+    return [rng.randrange(n) for _ in range(k)]

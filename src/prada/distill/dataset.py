@@ -1,0 +1,121 @@
+"""The distillation set: which examples are labelled sources, which questions are unlabelled targets, which are tests.
+
+Reads a built data folder (building the synthetic suite or ftcot12 on first use) plus custom files,
+and applies the run's dataset/domain selection. Target examples lose their answers and rationales
+here, so nothing downstream can leak them into a loss.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from prada.config import DataConfig
+from prada.data.schema import Example, read_examples
+from prada.errors import ConfigError, DataError
+
+
+@dataclass
+class DistillationSet:
+    source_train: list[Example]
+    """Labelled examples (with rationales) of the source domains."""
+    target_questions: list[Example]
+    """Unlabelled questions of the target domains: answer and rationales blanked."""
+    test_sets: dict[str, list[Example]] = field(default_factory=dict)
+    """dataset key -> test examples (source and target datasets)."""
+    domains: list[str] = field(default_factory=list)
+    """Domain label order of the adversary (sources then targets, each sorted)."""
+    source_domains: list[str] = field(default_factory=list)
+    target_domains: list[str] = field(default_factory=list)
+
+
+def resolve_data_dir(cfg: DataConfig) -> Path | None:
+    """The built data folder of the config, building it once if it is missing."""
+    if cfg.benchmark == "none":
+        return Path(cfg.data_dir) if cfg.data_dir else None
+    from prada.train.backbones import cache_root
+
+    folder = Path(cfg.data_dir) if cfg.data_dir else cache_root() / "data" / (
+        f"synth-seed{cfg.synth_seed}" if cfg.benchmark == "synth" else "ftcot12"
+    )
+    if not (folder / "summary.json").exists():
+        if cfg.benchmark == "synth":
+            from prada.data.synth import build_synth
+
+            build_synth(folder, seed=cfg.synth_seed)
+        else:
+            from prada.data.ftcot12 import build_ftcot12
+
+            build_ftcot12(folder, source=cfg.source or None)
+    return folder
+
+
+def _read_split(folder: Path, split: str) -> dict[str, list[Example]]:
+    out = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        f = sub / f"{split}.jsonl"
+        if f.exists():
+            out[sub.name] = read_examples(f)
+    return out
+
+
+def _cap(examples: list[Example], n: int, seed: int) -> list[Example]:
+    if n <= 0 or len(examples) <= n:
+        return examples
+    rng = random.Random(seed)
+    return sorted(rng.sample(examples, n), key=examples.index)
+
+
+def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
+    """Select train/target/test examples by dataset key and domain, per the config."""
+    folder = resolve_data_dir(cfg)
+    train_by_ds = _read_split(folder, "train") if folder else {}
+    test_by_ds = _read_split(folder, "test") if folder else {}
+    if cfg.datasets:
+        unknown = [d for d in cfg.datasets if d not in train_by_ds and d not in test_by_ds]
+        if unknown:
+            raise ConfigError(f"data.datasets: unknown dataset(s) {unknown}; available in {folder}: {sorted(train_by_ds)}")
+        train_by_ds = {k: v for k, v in train_by_ds.items() if k in cfg.datasets}
+        test_by_ds = {k: v for k, v in test_by_ds.items() if k in cfg.datasets}
+    for path in cfg.train_files:
+        for ex in read_examples(path):
+            train_by_ds.setdefault(ex.dataset, []).append(ex)
+    for path in cfg.test_files:
+        for ex in read_examples(path):
+            test_by_ds.setdefault(ex.dataset, []).append(ex)
+
+    domain_of = {ex.dataset: ex.domain for exs in (*train_by_ds.values(), *test_by_ds.values()) for ex in exs}
+    all_domains = sorted(set(domain_of.values()))
+    for key in ("source_domains", "target_domains"):
+        unknown = [d for d in getattr(cfg, key) if d not in all_domains]
+        if unknown:
+            raise ConfigError(f"data.{key}: unknown domain(s) {unknown}; the selected data has {all_domains}")
+    targets = sorted(cfg.target_domains)
+    sources = sorted(cfg.source_domains) or [d for d in all_domains if d not in targets]
+    if not sources:
+        raise ConfigError("data.source_domains: no source domain left; keep at least one domain out of data.target_domains")
+
+    source_train, target_questions = [], []
+    for ds, exs in sorted(train_by_ds.items()):
+        exs = _cap(exs, cfg.max_train_per_dataset, seed)
+        if domain_of[ds] in sources:
+            source_train += exs
+        elif domain_of[ds] in targets:
+            # Unlabelled: the adversary sees the question only. Blank the labels here, once.
+            target_questions += [replace(e, answer="", rationales=[]) for e in exs]
+    usable = [e for e in source_train if any(r.correct or not cfg.only_correct for r in e.rationales)]
+    if not usable:
+        raise DataError(
+            f"no training example with a {'correct ' if cfg.only_correct else ''}rationale in source domains {sources}"
+            " (add rationales with `prada teach` or set data.only_correct=false)"
+        )
+    tests = {
+        ds: _cap(exs, cfg.max_test_per_dataset, seed)
+        for ds, exs in sorted(test_by_ds.items())
+        if domain_of[ds] in sources or domain_of[ds] in targets
+    }
+    return DistillationSet(
+        source_train=usable, target_questions=target_questions, test_sets=tests,
+        domains=sources + targets, source_domains=sources, target_domains=targets,
+    )

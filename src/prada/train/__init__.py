@@ -1,0 +1,1 @@
+"""Stage 4: the student model and THE training loop."""

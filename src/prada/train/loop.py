@@ -1,0 +1,160 @@
+"""THE training loop, for every method: batch -> losses -> backward -> clip -> step -> log -> checkpoint."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from prada.config import RunConfig, load_config, save_config
+from prada.distill.collate import build_question_items, build_train_items, collate, epoch_batches, sample_indices
+from prada.distill.dataset import load_distillation_set
+from prada.errors import PradaError
+from prada.io import atomic_write_json
+from prada.methods.registry import method_spec
+from prada.methods.schedule import grl_lambda, lr_factor
+from prada.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from prada.train.log import TrainLog
+from prada.train.student import build_student, save_student
+
+DONE = "train_done.json"
+
+
+def make_accelerator(precision: str):
+    """accelerate handles devices and processes; bf16 autocast where the hardware has it (AMX/avx512-bf16, GPUs)."""
+    from accelerate import Accelerator
+
+    if precision == "auto":
+        precision = "bf16" if bf16_supported() else "fp32"
+    return Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+
+
+def bf16_supported() -> bool:
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Path | None = None, progress: bool = True) -> Path:
+    """Train one run into out_dir (or continue `resume`). Returns the run folder."""
+    if resume is not None:
+        out_dir = Path(resume)
+        if not (out_dir / "config.yaml").exists():
+            raise PradaError(f"--resume {out_dir}: no config.yaml there; start the run with --config ... --out {out_dir}")
+        cfg = load_config(out_dir / "config.yaml")
+    assert cfg is not None and out_dir is not None
+    out_dir = Path(out_dir)
+    if (out_dir / DONE).exists():
+        return out_dir
+    if resume is None and find_checkpoint(out_dir) is not None:
+        raise PradaError(f"{out_dir} holds an interrupted run; continue it with `prada train --resume {out_dir}` or pick a new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = make_accelerator(cfg.train.precision)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if accelerator.is_main_process:
+        save_config(cfg, out_dir / "config.yaml")
+    spec = method_spec(cfg.method)
+    data = load_distillation_set(cfg.data, cfg.seed)
+    student, tokenizer = build_student(cfg, num_domains=len(data.domains))
+    if not spec.train:  # zero-shot: nothing to train, the run is the untouched student
+        if accelerator.is_main_process:
+            save_student(student, tokenizer, cfg, out_dir)
+            atomic_write_json(out_dir / DONE, {"steps": 0})
+        return out_dir
+
+    # --- data: tokenised once; length-grouped batches; global batch split across processes
+    items = build_train_items(data.source_train, tokenizer, data.domains, cfg.student.max_length,
+                              cfg.data.only_correct, cfg.data.max_rationales_per_question)
+    targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    global_bs = cfg.train.batch_size * world
+    batches_per_epoch = max(1, len(items) // global_bs) if world > 1 else math.ceil(len(items) / global_bs)
+    total = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * batches_per_epoch / cfg.train.grad_accum))
+    target_bs = cfg.adversary.target_batch_size or cfg.train.batch_size
+    pad_id, pad_multiple = tokenizer.pad_token_id, cfg.student.pad_multiple
+
+    def micro_batch(g: int):
+        """Source (and target) batch of global micro-step g, for this process."""
+        epoch, idx = divmod(g, batches_per_epoch)
+        if epoch not in epoch_cache:
+            epoch_cache.clear()
+            epoch_cache[epoch] = epoch_batches(items, global_bs, cfg.seed, epoch)
+        chosen = epoch_cache[epoch][idx][rank::world]
+        source = collate([items[i] for i in chosen], pad_id, pad_multiple)
+        target = None
+        if student_core.adversary is not None and targets:
+            picks = sample_indices(len(targets), target_bs * world, cfg.seed, g)[rank::world]
+            target = collate([targets[i] for i in picks], pad_id, pad_multiple, with_labels=False)
+        return source, target
+
+    epoch_cache: dict[int, list] = {}
+    student_core = student
+    optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr)
+    start = 0
+    log = TrainLog(out_dir / "train_log.jsonl")
+    checkpoint = find_checkpoint(out_dir)
+    if checkpoint is not None:
+        start = load_checkpoint(checkpoint, student, optimizer)
+        log.truncate_after(start)
+    student, optimizer = accelerator.prepare(student, optimizer)
+    student.train()
+    device = accelerator.device
+
+    bar = tqdm(total=total, initial=start, desc=f"train {cfg.method}", disable=not (progress and accelerator.is_main_process))
+    t_last, tokens = time.perf_counter(), 0
+    for step in range(start, total):
+        p = step / total
+        lam = grl_lambda(p, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor(step, total, cfg.train.warmup_steps)
+        # --- forward/backward over grad_accum micro-batches; sync gradients only on the last
+        sums: dict[str, float] = {}
+        for micro in range(cfg.train.grad_accum):
+            source, target = micro_batch(step * cfg.train.grad_accum + micro)
+            source = source.to(device)
+            target = target.to(device) if target is not None else None
+            last = micro == cfg.train.grad_accum - 1
+            with accelerator.no_sync(student) if not last else nullcontext(), accelerator.autocast():
+                losses = student(source, target, lam)
+                loss = (losses["lm_loss"] + losses.get("domain_loss", 0.0)) / cfg.train.grad_accum
+            accelerator.backward(loss)
+            tokens += int(source.attention_mask.sum()) * world
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / cfg.train.grad_accum
+        # --- clip, step
+        if cfg.train.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(student.parameters(), cfg.train.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        # --- log, checkpoint
+        done = step + 1
+        if done % cfg.train.log_every == 0 or done == total:
+            now = time.perf_counter()
+            row = {"step": done, "lambda": lam if student_core.adversary is not None else 0.0,
+                   "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tokens / max(now - t_last, 1e-9), **sums}
+            t_last, tokens = now, 0
+            if accelerator.is_main_process:
+                log.write(row)
+            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row})
+        if cfg.train.save_every and done % cfg.train.save_every == 0 and done < total and accelerator.is_main_process:
+            save_checkpoint(out_dir, accelerator.unwrap_model(student), optimizer, done)
+        bar.update(1)
+    bar.close()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_student(accelerator.unwrap_model(student), tokenizer, cfg, out_dir)
+        atomic_write_json(out_dir / DONE, {"steps": total, "train_items": len(items), "target_questions": len(targets)})
+        shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)  # the final weights supersede it
+    accelerator.wait_for_everyone()
+    return out_dir
+

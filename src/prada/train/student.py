@@ -1,0 +1,143 @@
+"""The student: a causal LM, an optional continuous prompt and an optional adversary behind one seam.
+
+`Student.forward(source, target, lam)` returns the dict of losses that the loop sums; methods only
+change which parts exist (see methods/registry.py), never the loop.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from prada.config import RunConfig
+from prada.distill.collate import Batch
+from prada.methods.adversary import Adversary, pool_question
+from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
+from prada.methods.registry import method_spec
+from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+
+
+class Student(nn.Module):
+    def __init__(self, lm: nn.Module, prompt: nn.Module | None = None, adversary: Adversary | None = None):
+        super().__init__()
+        self.lm = lm
+        self.prompt = prompt
+        self.adversary = adversary
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return 0 if self.prompt is None else self.prompt.num_virtual_tokens
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings with the virtual prompt prepended: (B, V+T, D) and mask (B, V+T)."""
+        embeds = self.lm.get_input_embeddings()(input_ids)
+        if self.prompt is None:
+            return embeds, attention_mask
+        B = input_ids.shape[0]
+        virtual = self.prompt(B).to(embeds.dtype)
+        ones = attention_mask.new_ones((B, self.num_virtual_tokens))
+        return torch.cat([virtual, embeds], 1), torch.cat([ones, attention_mask], 1)
+
+    def hidden_states(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """All layers' hidden states of the real tokens (virtual positions sliced off): each (B, T, D)."""
+        embeds, mask = self.embed(batch.input_ids, batch.attention_mask)
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
+        V = self.num_virtual_tokens
+        return tuple(h[:, V:] for h in out.hidden_states)
+
+    def forward(self, source: Batch, target: Batch | None = None, lam: float = 0.0) -> dict[str, torch.Tensor]:
+        """Losses of one step: lm_loss on source targets; with an adversary, domain_loss/domain_acc too."""
+        # --- student forward on labelled source sequences: (B, T) -> hidden (B, T, D)
+        hidden = self.hidden_states(source)
+        last = hidden[-1]
+        # --- CoT cross-entropy on target tokens only; logits only where a label exists (saves vocab matmuls)
+        shift_labels = source.labels[:, 1:]
+        keep = shift_labels != -100
+        logits = self.lm.get_output_embeddings()(last[:, :-1][keep])  # (N_target_tokens, vocab)
+        losses = {"lm_loss": nn.functional.cross_entropy(logits.float(), shift_labels[keep])}
+        if self.adversary is None:
+            return losses
+        # --- domain classifier behind the GRL on pooled question features of source (+ unlabelled target)
+        layer = self.adversary.layer
+        d_loss, d_acc = self.adversary.loss(pool_question(hidden[layer], source.question_mask), source.domain, lam)
+        if target is not None and target.input_ids.numel():
+            t_hidden = self.hidden_states(target)[layer]
+            t_loss, t_acc = self.adversary.loss(pool_question(t_hidden, target.question_mask), target.domain, lam)
+            d_loss, d_acc = d_loss + t_loss, (d_acc + t_acc) / 2
+        losses["domain_loss"] = d_loss
+        losses["domain_acc"] = d_acc
+        return losses
+
+    def param_groups(self, cfg: RunConfig) -> list[dict]:
+        """Optimizer groups: backbone, prompt and adversary each at their own learning rate."""
+        parts = [(self.lm, cfg.train.lr, cfg.train.weight_decay), (self.prompt, cfg.prompt.lr, 0.0), (self.adversary, cfg.adversary.lr, 0.0)]
+        groups = []
+        for name, (module, lr, wd) in zip(("backbone", "prompt", "adversary"), parts):
+            params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+            if params:
+                groups.append({"name": name, "params": params, "lr": lr, "base_lr": lr, "weight_decay": wd})
+        return groups
+
+
+def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
+    """Load the backbone named by the config and attach the parts its method declares."""
+    spec = method_spec(cfg.method)
+    path = resolve_model(cfg.student.model)
+    tokenizer = load_tokenizer(path, cfg.student.trust_remote_code)
+    torch.manual_seed(cfg.seed)
+    lm = load_causal_lm(path, cfg.student.trust_remote_code)
+    lm.config.use_cache = False
+    backbone = cfg.backbone
+    if backbone == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lm = get_peft_model(lm, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules="all-linear", task_type="CAUSAL_LM"))
+    else:
+        lm.requires_grad_(backbone == "full")
+    dim = lm.get_input_embeddings().weight.shape[1]
+    prompt = ContinuousPrompt(dim, cfg.prompt.num_virtual_tokens, cfg.prompt.encoder, cfg.prompt.encoder_hidden_size) if spec.prompt else None
+    adversary = None
+    if spec.adversary:
+        adversary = Adversary(dim, num_domains, cfg.adversary.hidden_size, cfg.adversary.layer)
+    return Student(lm, prompt, adversary), tokenizer
+
+
+# --- saving and loading in Hugging Face formats ------------------------------------------------------
+
+
+def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> None:
+    """HF folders: model/ (full backbone, safetensors), lora/ (peft adapter), prompt/ (peft P-tuning adapter)."""
+    base = resolve_model(cfg.student.model)
+    backbone = cfg.backbone
+    if method_spec(cfg.method).train and backbone == "full":
+        student.lm.save_pretrained(str(run_dir / "model"), safe_serialization=True)
+        tokenizer.save_pretrained(str(run_dir / "model"))
+    elif backbone == "lora":
+        student.lm.save_pretrained(str(run_dir / "lora"))
+    if isinstance(student.prompt, ContinuousPrompt):
+        student.prompt.save_peft_adapter(run_dir / "prompt", base)
+    if student.adversary is not None:
+        save_file({k: v.contiguous() for k, v in student.adversary.state_dict().items()}, str(run_dir / "domain_head.safetensors"))
+    (run_dir / "student.json").write_text(json.dumps({"base_model": base, "backbone": backbone}))
+
+
+def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
+    """Rebuild a trained student for evaluation from a run folder (no adversary needed)."""
+    base = resolve_model(cfg.student.model)
+    weights = run_dir / "model" if (run_dir / "model" / "config.json").exists() else Path(base)
+    lm = load_causal_lm(str(weights), cfg.student.trust_remote_code)
+    tokenizer = load_tokenizer(str(weights) if weights != Path(base) else base, cfg.student.trust_remote_code)
+    if (run_dir / "lora").exists():
+        from peft import PeftModel
+
+        lm = PeftModel.from_pretrained(lm, str(run_dir / "lora")).merge_and_unload()
+    prompt = None
+    if (run_dir / "prompt" / "adapter_model.safetensors").exists():
+        prompt = FrozenPrompt(load_file(str(run_dir / "prompt" / "adapter_model.safetensors"))["prompt_embeddings"])
+    student = Student(lm, prompt, None)
+    student.eval()
+    return student, tokenizer
