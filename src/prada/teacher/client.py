@@ -1,0 +1,289 @@
+"""Teacher back-ends behind one small seam: `complete(prompts, max_tokens, temperature, stop) -> list[str]`.
+
+- `OpenAIClient`: an OpenAI-compatible HTTP endpoint (`/v1/completions` or `/v1/chat/completions`)
+  over the standard library only, with timeouts and bounded retries (exponential backoff + jitter,
+  Retry-After honoured). Parallelism comes from the caller's thread pool (`max_workers`).
+- `HFClient`: a local transformers causal LM, batched, left-padded, greedy at T=0.
+
+Teacher spellings (see docs/teacher.md): `openai:MODEL` (completions), `openai-chat:MODEL` or
+`openai:MODEL?chat` (chat completions), `hf:PATH_OR_ID` (local model).
+The API key is read from the environment only; it is never logged, stored or put in an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import os
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Protocol
+
+from prada.errors import PradaError
+
+log = logging.getLogger("prada.teacher")
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class TeacherError(PradaError):
+    """A teacher request failed for good. `fatal` errors (bad key, unknown model) stop the whole run."""
+
+    def __init__(self, message: str, fatal: bool = False):
+        self.fatal = fatal
+        super().__init__(message)
+
+
+class TeacherClient(Protocol):
+    """What `teach` needs from a teacher back-end."""
+
+    name: str
+    batch_size: int  # prompts per `complete` call the caller should group
+    max_workers: int  # `complete` calls the caller may run at once (threads)
+
+    def complete(self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None) -> list[str]:
+        """One completion per prompt, in order. Raises TeacherError when a prompt cannot be answered."""
+        ...
+
+
+def parse_teacher(teacher: str) -> tuple[str, str]:
+    """'openai:M' -> ('completions', M); 'openai-chat:M' or 'openai:M?chat' -> ('chat', M); 'hf:P' -> ('hf', P)."""
+    kind, sep, rest = teacher.partition(":")
+    if not sep or not rest:
+        raise TeacherError(f"teacher {teacher!r}: expected openai:MODEL, openai-chat:MODEL or hf:PATH_OR_ID", fatal=True)
+    if kind == "openai":
+        if rest.endswith("?chat"):
+            return "chat", rest[: -len("?chat")]
+        return "completions", rest
+    if kind == "openai-chat":
+        return "chat", rest
+    if kind == "hf":
+        return "hf", rest
+    raise TeacherError(f"teacher {teacher!r}: unknown kind {kind!r} (use openai:, openai-chat: or hf:)", fatal=True)
+
+
+def make_client(teacher: str, *, concurrency: int = 8, max_tries: int = 6, **kwargs) -> "OpenAIClient | HFClient":
+    """Build the back-end a teacher string names. Extra keyword arguments go to the client's constructor."""
+    kind, target = parse_teacher(teacher)
+    if kind == "hf":
+        return HFClient(target, name=teacher, **kwargs)
+    return OpenAIClient(target, chat=(kind == "chat"), name=teacher, concurrency=concurrency, max_tries=max_tries, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAI-compatible HTTP
+# ---------------------------------------------------------------------------------------------
+
+class _Retry(Exception):
+    """A transient failure: try again after `delay` seconds (None = use the backoff schedule)."""
+
+    def __init__(self, reason: str, delay: float | None = None):
+        self.reason, self.delay = reason, delay
+        super().__init__(reason)
+
+
+_FATAL_STATUS = {401: "the API key was refused (check OPENAI_API_KEY)", 403: "access denied", 404: "model or endpoint not found (check OPENAI_BASE_URL and the model name)"}
+_RETRY_STATUS = {408, 409, 425, 429}
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAIClient:
+    """OpenAI-compatible completions / chat-completions client over urllib.
+
+    Base URL from OPENAI_BASE_URL (default https://api.openai.com/v1; a URL without a path gets /v1),
+    key from OPENAI_API_KEY (optional for a custom base URL, e.g. a local vLLM server).
+    Each prompt is tried at most `max_tries` times; transient failures (429, 5xx, 408/409/425,
+    timeouts, connection errors, invalid or truncated JSON, empty choices) wait
+    `min(backoff_max, backoff_base * 2**i) * U(0.5, 1.5)` seconds, or the server's Retry-After
+    when it is longer (capped at `retry_after_max`).
+    """
+
+    batch_size = 1
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        chat: bool = False,
+        name: str | None = None,
+        base_url: str | None = None,
+        concurrency: int = 8,
+        max_tries: int = 6,
+        timeout: float = 60.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
+        seed: int | None = None,
+    ):
+        if max_tries < 1:
+            raise TeacherError(f"max_tries must be >= 1, got {max_tries}", fatal=True)
+        self.model, self.chat = model, chat
+        self.name = name or (f"openai-chat:{model}" if chat else f"openai:{model}")
+        base = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parts = urllib.parse.urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise TeacherError(f"OPENAI_BASE_URL must be an http(s) URL like https://api.openai.com/v1, got {base!r}", fatal=True)
+        if parts.path in ("", "/"):
+            base += "/v1"
+        self.url = base + ("/chat/completions" if chat else "/completions")
+        # The key lives only in this attribute and in the Authorization header of each request.
+        self._key = os.environ.get("OPENAI_API_KEY") or None
+        if self._key is None and parts.netloc == urllib.parse.urlsplit(DEFAULT_BASE_URL).netloc:
+            raise TeacherError("OPENAI_API_KEY is not set (needed for api.openai.com)", fatal=True)
+        self.max_workers = max(1, int(concurrency))
+        self.max_tries = int(max_tries)
+        self.timeout, self.backoff_base, self.backoff_max = timeout, backoff_base, backoff_max
+        self.retry_after_max = retry_after_max
+        self._rng = random.Random(seed)
+        host = (parts.hostname or "").lower()
+        # Loopback servers are never reached through an environment proxy.
+        handlers = [urllib.request.ProxyHandler({})] if host in ("127.0.0.1", "localhost", "::1") else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def __repr__(self) -> str:  # no key in reprs either
+        return f"OpenAIClient(model={self.model!r}, url={self.url!r}, chat={self.chat})"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def complete(self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None) -> list[str]:
+        return [self._complete_one(p, max_tokens, temperature, stop) for p in prompts]
+
+    def _payload(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> bytes:
+        body: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature, "n": 1}
+        if self.chat:
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        if stop:
+            body["stop"] = stop
+        return json.dumps(body).encode("utf-8")
+
+    def _complete_one(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> str:
+        data = self._payload(prompt, max_tokens, temperature, stop)
+        last = "no attempt"
+        for attempt in range(self.max_tries):
+            try:
+                return self._request(data)
+            except _Retry as r:
+                last = r.reason
+                if attempt + 1 >= self.max_tries:
+                    break
+                delay = min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + self._rng.random())
+                if r.delay is not None:
+                    delay = max(delay, min(r.delay, self.retry_after_max))
+                log.debug("teacher request failed (%s); retry %d/%d in %.2fs", last, attempt + 2, self.max_tries, delay)
+                time.sleep(delay)
+        raise TeacherError(f"{self.url}: gave up after {self.max_tries} tries; last error: {last}")
+
+    def _request(self, data: bytes) -> str:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            try:
+                body = e.read(300).decode("utf-8", "replace")
+            except Exception:  # the error body is only for the message
+                body = ""
+            body = self._redact(" ".join(body.split()))
+            if e.code in _RETRY_STATUS or e.code >= 500:
+                raise _Retry(f"HTTP {e.code} {body[:120]}".strip(), _retry_after(e.headers.get("Retry-After") if e.headers else None)) from None
+            hint = _FATAL_STATUS.get(e.code)
+            raise TeacherError(f"{self.url}: HTTP {e.code}: {hint or body[:200]}", fatal=hint is not None) from None
+        except (TimeoutError, OSError, http.client.HTTPException) as e:
+            # URLError, socket timeouts, resets, IncompleteRead, RemoteDisconnected ...
+            reason = getattr(e, "reason", None) or e
+            raise _Retry(self._redact(f"{type(e).__name__}: {reason}")) from None
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise _Retry(f"invalid JSON in response ({e})") from None
+        return self._text(obj)
+
+    def _text(self, obj: object) -> str:
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise _Retry("response has no choices")
+        first = choices[0]
+        text = first.get("message", {}).get("content") if self.chat else first.get("text")
+        if not isinstance(text, str):
+            raise _Retry("response choice has no text")
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Local transformers model
+# ---------------------------------------------------------------------------------------------
+
+class HFClient:
+    """A local causal LM (path or hub id) with batched, left-padded generation; greedy at T=0.
+
+    `trust_remote_code` stays off: only architectures built into transformers load.
+    Stop strings are applied to the decoded text (the model still generates up to max_tokens).
+    """
+
+    max_workers = 1  # generation batches run one at a time; batching gives the throughput
+
+    def __init__(self, path: str, *, name: str | None = None, batch_size: int = 8, device: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = name or f"hf:{path}"
+        self.batch_size = max(1, int(batch_size))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
+        except (OSError, ValueError) as e:
+            raise TeacherError(f"hf:{path}: cannot load model/tokenizer: {e}", fatal=True) from None
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._torch = torch
+
+    def complete(self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None) -> list[str]:
+        torch = self._torch
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.device)
+        kwargs: dict = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        else:
+            kwargs.update(do_sample=False)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs)  # (B, prompt_len + new)
+        new = out[:, enc["input_ids"].shape[1]:]  # (B, new): left padding puts every prompt end at the same column
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [_cut_at_stop(t, stop) for t in texts]
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> str:
+    for s in stop or []:
+        i = text.find(s)
+        if i >= 0:
+            text = text[:i]
+    return text

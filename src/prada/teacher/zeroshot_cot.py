@@ -1,0 +1,240 @@
+"""`prada teach`: two-stage Zero-shot-CoT over DATA_DIR/<dataset>/train.jsonl, through the append-only cache.
+
+Stage 1: `Q: {question}\\nA: Let's think step by step.` -> rationale (D samples at temperature T).
+Stage 2: stage-1 prompt + " " + rationale + an answer trigger per answer type -> answer text,
+always greedy, read with `extract_teacher_answer` and scored with `is_correct` against the gold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from prada.data.schema import Example, Rationale, read_examples, write_examples
+from prada.errors import DataError
+from prada.io import atomic_write_json
+from prada.teacher.cache import TeacherCache, cache_path, sample_key
+from prada.teacher.client import TeacherError, make_client
+
+log = logging.getLogger("prada.teacher")
+
+STOP = ["\nQ:"]  # a base model that finishes its answer tends to start the next question
+
+
+def stage1_prompt(question: str) -> str:
+    return f"Q: {question.strip()}\nA: Let's think step by step."
+
+
+def answer_trigger(answer_type: str, choices: list[str] | None = None) -> str:
+    """Zero-shot-CoT's stage-2 trigger; the choice wording names the item's own letters."""
+    if answer_type == "number":
+        return "\nTherefore, the answer (arabic numerals) is"
+    if answer_type == "choice":
+        letters = choices or ["A", "B", "C", "D", "E"]
+        return f"\nTherefore, among {letters[0]} through {letters[-1]}, the answer is"
+    if answer_type == "yes_no":
+        return "\nTherefore, the answer (Yes or No) is"
+    return "\nTherefore, the answer is"
+
+
+def stage2_prompt(example: Example, rationale: str) -> str:
+    return f"{stage1_prompt(example.question)} {rationale.strip()}{answer_trigger(example.answer_type, example.choices)}"
+
+
+@dataclass
+class _Unit:
+    """One (item, sample index) still to be asked."""
+
+    dataset: str
+    example: Example
+    sample: int
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.example.id} sample {self.sample}"
+
+
+def _ask(client, units: list[_Unit], temperature: float, max_rationale_tokens: int, max_answer_tokens: int) -> list[dict]:
+    """Both stages for a group of units; returns one cache record per unit."""
+    from prada.evaluation.extract import extract_teacher_answer
+
+    rationales = client.complete([stage1_prompt(u.example.question) for u in units], max_rationale_tokens, temperature, STOP)
+    answers = client.complete([stage2_prompt(u.example, r) for u, r in zip(units, rationales)], max_answer_tokens, 0.0, STOP)
+    records = []
+    for u, r, a in zip(units, rationales, answers):
+        ex = u.example
+        records.append({
+            "key": u.key, "dataset": u.dataset, "id": ex.id, "sample": u.sample, "temperature": temperature,
+            "rationale": r.strip(), "answer_text": a, "answer": extract_teacher_answer(a, ex.answer_type, ex.choices),
+        })
+    return records
+
+
+def _find_datasets(data_dir: Path, datasets: list[str] | None) -> list[str]:
+    found = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "train.jsonl").is_file()) if data_dir.is_dir() else []
+    if not datasets:
+        if not found:
+            raise DataError("no <dataset>/train.jsonl under this folder (run `prada data build` or `prada data synth` first)", str(data_dir))
+        return found
+    missing = [d for d in datasets if d not in found]
+    if missing:
+        raise DataError(f"no train.jsonl for {', '.join(missing)} (available: {', '.join(found) or 'none'})", str(data_dir))
+    return list(dict.fromkeys(datasets))
+
+
+def teach(
+    data_dir: Path,
+    teacher: str,
+    samples: int = 1,
+    temperature: float = 0.0,
+    concurrency: int = 8,
+    max_tries: int = 6,
+    keep_incorrect: bool = False,
+    datasets: list[str] | None = None,
+    client=None,
+    *,
+    max_rationale_tokens: int = 256,
+    max_answer_tokens: int = 32,
+    progress: bool = True,
+) -> dict:
+    """Add `teacher`'s Zero-shot-CoT rationales to every DATA_DIR/<dataset>/train.jsonl item.
+
+    Each (item, sample) is asked once across runs: finished samples are read from
+    DATA_DIR/.teacher_cache/<teacher-slug>.jsonl, new ones are appended there as they finish.
+    Then train.jsonl is rewritten atomically: this teacher's rationales are replaced by the cached
+    ones (only correct ones unless `keep_incorrect`), other teachers' rationales are kept, and
+    summary.json's `n_train_with_correct_rationale` is updated. Samples that still fail after
+    `max_tries` tries are counted in `failed` (items) and asked again by the next run.
+    `client` overrides the back-end built from `teacher` (then its own retry settings apply).
+
+    Returns {"items", "samples_done", "from_cache", "failed", "correct", "written", "failed_ids"}.
+    """
+    from prada.evaluation.extract import is_correct
+
+    data_dir = Path(data_dir)
+    if samples < 1:
+        raise TeacherError(f"samples must be >= 1, got {samples}", fatal=True)
+    if temperature < 0:
+        raise TeacherError(f"temperature must be >= 0, got {temperature}", fatal=True)
+    if samples > 1 and temperature == 0:
+        log.warning("samples=%d at temperature 0: greedy samples are usually identical", samples)
+    names = _find_datasets(data_dir, datasets)
+    by_dataset = {name: read_examples(data_dir / name / "train.jsonl") for name in names}
+
+    with TeacherCache(cache_path(data_dir, teacher)) as cache:
+        units, keys, from_cache = [], {}, 0
+        for name, examples in by_dataset.items():
+            for ex in examples:
+                for k in range(samples):
+                    key = sample_key(name, ex.id, k, temperature, ex.question)
+                    keys[(name, ex.id, k)] = key
+                    if key in cache.records:
+                        from_cache += 1
+                    else:
+                        units.append(_Unit(name, ex, k, key))
+        failed: list[_Unit] = []
+        if units:
+            if client is None:
+                client = make_client(teacher, concurrency=concurrency, max_tries=max_tries)
+            failed = _run_units(client, units, cache, temperature, concurrency, max_rationale_tokens, max_answer_tokens, progress)
+        records = dict(cache.records)
+
+    # -- rewrite train.jsonl from the cache ---------------------------------------------------
+    correct = written = 0
+    summary_path = data_dir / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    summary.setdefault("datasets", {})
+    for name, examples in by_dataset.items():
+        for ex in examples:
+            mine = []
+            for k in range(samples):
+                rec = records.get(keys[(name, ex.id, k)])
+                if rec is None:
+                    continue
+                answer = rec.get("answer") or ""
+                ok = bool(answer) and is_correct(answer, ex.answer, ex.answer_type)
+                correct += ok
+                if ok or keep_incorrect:
+                    mine.append(Rationale(text=rec.get("rationale", ""), answer=answer, correct=ok, teacher=teacher))
+            written += len(mine)
+            ex.rationales = [r for r in ex.rationales if r.teacher != teacher] + mine
+        write_examples(data_dir / name / "train.jsonl", examples)
+        entry = summary["datasets"].setdefault(name, {"domain": examples[0].domain, "n_train": len(examples)})
+        entry["n_train_with_correct_rationale"] = sum(any(r.correct for r in ex.rationales) for ex in examples)
+    atomic_write_json(summary_path, summary)
+
+    failed_ids = sorted({f"{u.dataset}/{u.example.id}" for u in failed})
+    return {
+        "items": sum(len(v) for v in by_dataset.values()),
+        "samples_done": len(units) - len(failed),
+        "from_cache": from_cache,
+        "failed": len(failed_ids),
+        "correct": correct,
+        "written": written,
+        "failed_ids": failed_ids[:10],
+    }
+
+
+def _run_units(client, units, cache, temperature, concurrency, max_rationale_tokens, max_answer_tokens, progress) -> list[_Unit]:
+    """Ask the teacher for every unit, appending each finished sample to the cache from this thread.
+
+    Returns the units that failed. A fatal error (bad key, unknown model) or a long run of failures
+    with no success (teacher unreachable) stops the run; finished samples stay cached.
+    """
+    from tqdm.auto import tqdm
+
+    workers = max(1, min(int(concurrency), int(getattr(client, "max_workers", 1))))
+    size = max(1, int(getattr(client, "batch_size", 1)))
+    groups = [units[i:i + size] for i in range(0, len(units), size)]
+    abort_after = max(10, 4 * workers)
+    failed: list[_Unit] = []
+    streak = 0
+    bar = tqdm(total=len(units), desc=f"teach {client.name}", unit="sample", disable=not progress)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher")
+    ok = False
+    try:
+        # Keep only a window of groups in flight so a stop cancels little and memory stays flat.
+        todo = iter(groups)
+        running: dict[Future, list[_Unit]] = {}
+
+        def submit_next() -> None:
+            group = next(todo, None)
+            if group is not None:
+                running[pool.submit(_ask, client, group, temperature, max_rationale_tokens, max_answer_tokens)] = group
+
+        for _ in range(2 * workers):
+            submit_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                group = running.pop(fut)
+                try:
+                    records = fut.result()
+                except TeacherError as e:
+                    if e.fatal:
+                        raise TeacherError(f"{group[0].label}: {e}", fatal=True) from None
+                    failed.extend(group)
+                    streak += len(group)
+                    for u in group:
+                        log.warning("teacher failed on %s: %s", u.label, e)
+                    if streak >= abort_after:
+                        raise TeacherError(
+                            f"{streak} samples in a row failed (last: {group[-1].label}: {e}); the teacher looks unreachable. "
+                            "Finished samples are cached: rerun to continue.", fatal=True) from None
+                else:
+                    streak = 0
+                    for rec in records:
+                        cache.append(rec)
+                bar.update(len(group))
+                bar.set_postfix(failed=len(failed), refresh=False)
+                submit_next()
+        ok = True
+    finally:
+        # On a stop, do not wait here for requests still retrying; nothing they return is kept.
+        pool.shutdown(wait=ok, cancel_futures=True)
+        bar.close()
+    return failed
