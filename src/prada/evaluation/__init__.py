@@ -1,0 +1,1 @@
+"""Evaluation: batched generation, answer extraction (extract.py holds every answer rule) and metrics."""
