@@ -102,12 +102,24 @@ def test_retry_after_is_honoured():
 
 def test_backoff_grows_exponentially_with_jitter(monkeypatch):
     sleeps = []
-    monkeypatch.setattr("prada.teacher.client.time.sleep", sleeps.append)
     with FakeOpenAI(status=500) as srv:
         client = fast_client(srv.url, max_tries=5, backoff_base=1.0, backoff_max=6.0)
+        monkeypatch.setattr(client, "_sleep", sleeps.append)
         with pytest.raises(TeacherError):
             client.complete([PROMPT], 16, 0.0)
     assert len(sleeps) == 4  # no sleep after the last try
     for i, s in enumerate(sleeps):
         nominal = min(6.0, 2.0**i)
         assert 0.5 * nominal <= s <= 1.5 * nominal
+
+
+def test_cancel_interrupts_the_backoff():
+    import threading
+
+    with FakeOpenAI(status=500) as srv:
+        client = fast_client(srv.url, max_tries=3, backoff_base=30.0, backoff_max=30.0)
+        threading.Timer(0.2, client.cancel).start()
+        t0 = time.monotonic()
+        with pytest.raises(TeacherError, match="cancelled"):
+            client.complete([PROMPT], 16, 0.0)
+    assert time.monotonic() - t0 < 5 and len(srv.requests) == 1

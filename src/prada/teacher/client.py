@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -158,6 +159,15 @@ class OpenAIClient:
         # Loopback servers are never reached through an environment proxy.
         handlers = [urllib.request.ProxyHandler({})] if host in ("127.0.0.1", "localhost", "::1") else []
         self._opener = urllib.request.build_opener(*handlers)
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop waiting between retries (a run is ending); this client then refuses further work."""
+        self._stop.set()
+
+    def _sleep(self, delay: float) -> None:
+        if self._stop.wait(delay):
+            raise TeacherError("cancelled")
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"OpenAIClient(model={self.model!r}, url={self.url!r}, chat={self.chat})"
@@ -181,6 +191,8 @@ class OpenAIClient:
     def _complete_one(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> str:
         data = self._payload(prompt, max_tokens, temperature, stop)
         last = "no attempt"
+        if self._stop.is_set():
+            raise TeacherError("cancelled")
         for attempt in range(self.max_tries):
             try:
                 return self._request(data)
@@ -192,7 +204,7 @@ class OpenAIClient:
                 if r.delay is not None:
                     delay = max(delay, min(r.delay, self.retry_after_max))
                 log.debug("teacher request failed (%s); retry %d/%d in %.2fs", last, attempt + 2, self.max_tries, delay)
-                time.sleep(delay)
+                self._sleep(delay)
         raise TeacherError(f"{self.url}: gave up after {self.max_tries} tries; last error: {last}")
 
     def _request(self, data: bytes) -> str:

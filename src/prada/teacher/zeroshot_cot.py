@@ -234,7 +234,9 @@ def _run_units(client, units, cache, temperature, concurrency, max_rationale_tok
                 submit_next()
         ok = True
     finally:
-        # On a stop, do not wait here for requests still retrying; nothing they return is kept.
+        if not ok and hasattr(client, "cancel"):
+            client.cancel()  # requests still retrying give up instead of holding the exit
+        # On a stop, do not wait here for requests in flight; nothing they return is kept.
         pool.shutdown(wait=ok, cancel_futures=True)
         bar.close()
     return failed
