@@ -253,9 +253,11 @@ def parse_log(text: str, path: str = "<log>") -> list[LogRecord]:
     trigger = m.group(1).replace("\\n", "\n")
     starts = [b.start() for b in _BLOCK_START.finditer(text)] + [len(text)]
     records = []
+    line, prev = 2, 0
     for begin, end in zip(starts, starts[1:]):
         block = text[begin:end]
-        line = text.count("\n", 0, begin) + 2
+        line += text.count("\n", prev, begin)  # line of "<n>st data"
+        prev = begin
         q_at = block.find("\nQ: ")
         a_at = block.find(_COT_TRIGGER, q_at + 1)
         pb_at = block.find(_PRED_BEFORE, a_at + 1)
