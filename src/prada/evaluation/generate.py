@@ -27,6 +27,7 @@ def greedy_generate(
         ids[b, T - len(x):] = torch.tensor(x, device=device)
         mask[b, T - len(x):] = 1
     lm = student.lm
+    cache_kw = _cache_keyword(lm)
     outputs: list[list[int]] = [[] for _ in range(B)]
     alive = torch.arange(B, device=device)
     cache = DynamicCache()
@@ -34,7 +35,7 @@ def greedy_generate(
     with ctx:
         embeds, mask = student.embed(ids, mask)
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
         for _ in range(max_new_tokens):
             next_tokens = out.logits[:, -1].argmax(-1)  # (B_alive,)
             finished = next_tokens == eos_id
@@ -49,8 +50,15 @@ def greedy_generate(
                 cache.batch_select_indices(keep)
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], 1)
             positions = positions[:, -1:] + 1
-            out = lm(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+            out = lm(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions, use_cache=True, **{cache_kw: cache})
     return outputs
+
+
+def _cache_keyword(lm) -> str:
+    """transformers >= 5.2x names the KV-cache argument `cache`; older releases `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def generate_texts(
