@@ -271,3 +271,17 @@ def test_local_hf_teacher_end_to_end(tmp_path, tiny_hf_model):
     client = make_client(teacher)
     prompts = [stage1_prompt(ex.question) for ex in arith[:3]] + ["Q: hi\nA:"]
     assert client.complete(prompts, 5, 0.0) == [client.complete([p], 5, 0.0)[0] for p in prompts]
+
+
+def test_second_writer_on_the_same_cache_is_refused(tmp_path):
+    from prada.teacher.cache import TeacherCache
+
+    path = cache_path(tmp_path, TEACHER)
+    with TeacherCache(path) as cache:
+        cache.append({"key": "a", "rationale": "r"})
+        cache.append({"key": "a", "rationale": "again"})  # a present key is never written twice
+        with pytest.raises(TeacherError, match="another `prada teach`"):
+            TeacherCache(path).open()
+    with TeacherCache(path) as cache:  # released on close
+        assert list(cache.records) == ["a"] and cache.records["a"]["rationale"] == "r"
+    assert path.read_text().count("\n") == 1

@@ -86,6 +86,18 @@ def _find_datasets(data_dir: Path, datasets: list[str] | None) -> list[str]:
     return list(dict.fromkeys(datasets))
 
 
+def _read_summary(path: Path) -> dict:
+    if not path.is_file():
+        return {"datasets": {}}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"not valid JSON ({e}); fix or delete it", str(path)) from None
+    if not isinstance(summary, dict) or not isinstance(summary.setdefault("datasets", {}), dict):
+        raise DataError('expected {"datasets": {KEY: {...}}}', str(path))
+    return summary
+
+
 def teach(
     data_dir: Path,
     teacher: str,
@@ -146,8 +158,7 @@ def teach(
     # -- rewrite train.jsonl from the cache ---------------------------------------------------
     correct = written = 0
     summary_path = data_dir / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    summary.setdefault("datasets", {})
+    summary = _read_summary(summary_path)
     for name, examples in by_dataset.items():
         for ex in examples:
             mine = []
