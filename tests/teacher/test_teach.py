@@ -220,6 +220,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
             f.write(b'{"key": "arith/arith-29#0@T0')  # and as if the kill landed mid-append
         n0 = len(srv.requests)
         stats = run(data, srv)
+        print(f"\nkill test: {len(done_before)}/42 samples cached at SIGKILL, {len(srv.requests) - n0} requests on resume", file=sys.__stderr__)
         rerun_prompts = Counter(r["prompt"] for r in srv.requests[n0:])
     assert stats["from_cache"] == len(done_before) and stats["samples_done"] == 42 - len(done_before)
     # Nothing that finished before the kill was asked again; everything else exactly once per stage.
