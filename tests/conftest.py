@@ -15,3 +15,20 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "zero_shot_cot").is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prada_cache(tmp_path_factory):
+    """Keep the tiny-random model and any built data out of the user's cache (unless PRADA_CACHE is set)."""
+    import os
+
+    if "PRADA_CACHE" not in os.environ:
+        os.environ["PRADA_CACHE"] = str(tmp_path_factory.mktemp("prada-cache"))
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A small synthetic data folder (6 datasets x 40 train / 10 test), built once per session."""
+    from tiny import make_synth
+
+    return make_synth(tmp_path_factory.mktemp("synth"))
