@@ -6,6 +6,7 @@ Precedence: dataclass defaults < method preset < YAML < key=value (the command l
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -182,14 +183,33 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"data.target_domains: {sorted(targets & sources)} is also a source domain; a domain is either source or target"
         )
-    for key in ("train.batch_size", "train.grad_accum", "eval.batch_size", "eval.max_new_tokens", "student.max_length"):
+    for key in _AT_LEAST_ONE:
         if _get(cfg, key) < 1:
             raise ConfigError(f"{key}: must be >= 1, got {_get(cfg, key)}")
-    if cfg.prompt.num_virtual_tokens < 1:
-        raise ConfigError("prompt.num_virtual_tokens: must be >= 1")
+    for key in _NON_NEGATIVE:
+        value = _get(cfg, key)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key}: must be a number >= 0, got {value}")
+    for key in _FINITE:
+        if not math.isfinite(_get(cfg, key)):
+            raise ConfigError(f"{key}: must be a finite number, got {_get(cfg, key)}")
+    if not math.isfinite(cfg.train.epochs) or (cfg.train.max_steps == 0 and cfg.train.epochs <= 0):
+        raise ConfigError(f"train.epochs: must be > 0, got {cfg.train.epochs} (or set train.max_steps)")
+    if not 0 <= cfg.lora.dropout < 1:
+        raise ConfigError(f"lora.dropout: must be in [0, 1), got {cfg.lora.dropout}")
     spec = method_spec(cfg.method)
     if cfg.backbone == "frozen" and spec.train and not spec.prompt:
         raise ConfigError(f"train.backbone: frozen leaves nothing to train for method {cfg.method}; use full or lora")
+
+
+# Range rules (a value outside them would crash or silently misbehave deep inside training).
+_AT_LEAST_ONE = ("train.batch_size", "train.grad_accum", "train.log_every", "eval.batch_size", "eval.max_new_tokens",
+                 "student.max_length", "student.pad_multiple", "prompt.num_virtual_tokens", "prompt.encoder_hidden_size",
+                 "adversary.hidden_size", "lora.r", "data.max_rationales_per_question")
+_NON_NEGATIVE = ("train.max_steps", "train.save_every", "train.warmup_steps", "train.threads", "train.lr",
+                 "train.weight_decay", "train.max_grad_norm", "prompt.lr", "adversary.lr", "adversary.lambda_max",
+                 "adversary.gamma", "adversary.target_batch_size", "data.max_train_per_dataset", "data.max_test_per_dataset")
+_FINITE = ("lora.alpha",)
 
 
 def _get(cfg: Any, dotted: str) -> Any:
@@ -266,8 +286,11 @@ def parse_overrides(overrides: list[str]) -> dict:
             value = raw
         node = nested
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                section = ".".join(parts[: i + 1])
+                raise ConfigError(f"override {item!r}: {section} was already given a value; set either {section}=... or {section}.KEY=...")
         node[parts[-1]] = value
     return nested
 
@@ -282,8 +305,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not UTF-8
+            raise ConfigError(f"{path}: cannot read the config file ({e}); give a YAML file") from None
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except (yaml.YAMLError, RecursionError) as e:
             raise ConfigError(f"{path}: not valid YAML ({e})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of config keys at the top level")

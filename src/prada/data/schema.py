@@ -56,8 +56,9 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
             raise DataError(f"missing (each line needs {', '.join(_REQUIRED)})", path, line, key)
         if not isinstance(obj[key], typ):
             raise DataError(f"expected {typ.__name__}, got {type(obj[key]).__name__}", path, line, key)
-    if not obj["question"].strip():
-        raise DataError("is empty", path, line, "question")
+    for key in ("question", "answer"):
+        if not obj[key].strip():
+            raise DataError("is empty; every line needs a question and its gold answer", path, line, key)
     if obj["answer_type"] not in ANSWER_TYPES:
         raise DataError(f"must be one of {', '.join(ANSWER_TYPES)}, got {obj['answer_type']!r}", path, line, "answer_type")
     for key, typ in _OPTIONAL.items():
@@ -95,7 +96,12 @@ def read_examples(path: str | os.PathLike) -> list[Example]:
     if not os.path.exists(path):
         raise DataError("file not found", path)
     examples = []
-    with open(path, "rb") as f:
+    first_line: dict[tuple[str, str], int] = {}
+    try:
+        f = open(path, "rb")
+    except OSError as e:  # a folder, no permission, ...
+        raise DataError(f"cannot read ({e.strerror or e}); give a JSONL file with one example a line", path) from None
+    with f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8")
@@ -107,7 +113,15 @@ def read_examples(path: str | os.PathLike) -> list[Example]:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DataError(f"invalid JSON ({e.msg} at column {e.colno})", path, lineno) from None
-            examples.append(example_from_dict(obj, path, lineno))
+            except RecursionError:
+                raise DataError("invalid JSON (nested too deeply)", path, lineno) from None
+            ex = example_from_dict(obj, path, lineno)
+            # Predictions are keyed by (dataset, id): a repeated id would silently share one output.
+            first = first_line.setdefault((ex.dataset, ex.id), lineno)
+            if first != lineno:
+                raise DataError(f"duplicate id {ex.id!r} in dataset {ex.dataset!r} (first on line {first}); ids must be unique",
+                                path, lineno, "id")
+            examples.append(ex)
     if not examples:
         raise DataError("no examples in file", path)
     return examples

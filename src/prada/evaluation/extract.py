@@ -51,12 +51,15 @@ def _canonical_from_match(m: re.Match) -> str | None:
     den = m.group("den")
     if den is not None:
         try:
-            value = Fraction(num) / Fraction(den)
-        except ZeroDivisionError:  # "12/0" is not a fraction: keep the numerator
-            value = Fraction(num)
-        if value.denominator == 1:
-            return sign + str(value.numerator) if value else "0"
-        return _format_float(float(-value if sign else value))
+            try:
+                value = Fraction(num) / Fraction(den)
+            except ZeroDivisionError:  # "12/0" is not a fraction: keep the numerator
+                value = Fraction(num)
+            if value.denominator == 1:
+                return sign + str(value.numerator) if value else "0"
+            return _format_float(float(-value if sign else value))
+        except (OverflowError, ValueError):  # thousands of digits: beyond float and int-string limits, no answer
+            return None
     int_part, _, frac = num.partition(".")
     frac = frac.rstrip("0")
     num = (int_part.lstrip("0") or "0") + ("." + frac if frac else "")
