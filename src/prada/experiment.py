@@ -1,0 +1,378 @@
+"""`prada run`: protocol -> one train/eval (and explain) per (method, fold, seed) -> report.
+
+An experiment YAML names the methods, the seeds, a protocol and a `base` RunConfig mapping that every
+run shares. Each run lives in `OUT/<name>/runs/<method>__<fold>__seed<k>/`; rerunning the same
+experiment reuses finished runs and resumes interrupted ones, so a killed `prada run` loses at most
+the steps since the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from prada.config import RunConfig, _cast, _merge, config_to_dict, load_config, parse_overrides
+from prada.data.registry import DOMAINS, FTCOT12
+from prada.errors import ConfigError, PradaError
+from prada.io import atomic_write_text
+from prada.methods.registry import METHODS, method_spec
+
+PROTOCOLS = ("in-domain", "leave-one-domain-out", "explicit")
+RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("method", "seed"))
+IN_DOMAIN_FOLD = "in-domain"
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    """Output folder name: the experiment writes OUT_DIR/<name>/."""
+    base: dict = field(default_factory=dict)
+    """RunConfig mapping shared by every run (data/student/prompt/adversary/lora/train/eval sections)."""
+    methods: list[str] = field(default_factory=lambda: ["zero-shot", "ft-cot", "prada"])
+    """Methods to compare, in report order."""
+    method_overrides: dict = field(default_factory=dict)
+    """Per-method RunConfig overrides, e.g. `{prada: {adversary.lambda_max: 0.3}}` (dotted or nested keys)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """One run per seed (initialisation, data order, the test-set sample when capped)."""
+    protocol: str = "leave-one-domain-out"
+    """in-domain (every domain is a source) | leave-one-domain-out (each domain in turn is the target) | explicit."""
+    folds: list[str] = field(default_factory=list)
+    """leave-one-domain-out only: which target domains to run (empty: every domain of the data)."""
+    source_domains: list[str] = field(default_factory=list)
+    """explicit: labelled source domains (empty: every non-target domain); in-domain: optional restriction."""
+    target_domains: list[str] = field(default_factory=list)
+    """explicit only: target domains (unlabelled train questions feed the adversary)."""
+    out_dir: str = "runs"
+    """Parent folder of the experiment folder."""
+    explain: bool = True
+    """Run `prada explain` on every trained run and link it from the report."""
+    explain_per_dataset: int = 64
+    """Test questions per dataset whose features `prada explain` probes (0: all)."""
+    bootstrap: int = 1000
+    """Bootstrap resamples behind every 95% confidence interval."""
+
+    def __post_init__(self) -> None:
+        validate_experiment(self)
+
+
+@dataclass
+class PlannedRun:
+    """One (method, fold, seed) cell of the experiment."""
+
+    method: str
+    fold: str
+    seed: int
+    config: RunConfig
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def trains(self) -> bool:
+        return method_spec(self.method).train
+
+
+# --- loading and validation ----------------------------------------------------------------------------
+
+
+def default_config_path() -> Path:
+    """The embedded offline default (package data `prada/configs/default.yaml`)."""
+    return Path(str(resources.files("prada") / "configs" / "default.yaml"))
+
+
+def load_experiment(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Experiment YAML (None: the embedded default) + `key=value` overrides -> validated ExperimentConfig.
+
+    Override keys are experiment fields (`seeds=[0,1]`, `folds=symbolic`, `base.train.max_steps=5`) or,
+    as a shorthand, RunConfig sections that go into `base` (`train.max_steps=5`).
+    """
+    path = Path(path) if path is not None else default_config_path()
+    if not path.exists():
+        raise ConfigError(f"{path}: experiment config not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of experiment keys at the top level")
+    for key, value in parse_overrides(overrides or []).items():
+        if key in RUN_SECTIONS:  # shorthand: `train.max_steps=5` means `base.train.max_steps=5`
+            raw["base"] = _merge(raw.get("base") or {}, {key: value})
+        elif key in ("base", "method_overrides") and isinstance(value, dict):
+            raw[key] = _merge(raw.get(key) or {}, value)
+        else:
+            raw[key] = value
+    return experiment_from_dict(raw)
+
+
+def experiment_from_dict(raw: dict) -> ExperimentConfig:
+    """Cast each key to its declared type; unknown keys are errors that list the known ones."""
+    hints = typing.get_type_hints(ExperimentConfig)
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in known:
+            hint = f" (RunConfig keys go under base:, e.g. base.{key})" if key in ("method", "seed") else ""
+            raise ConfigError(f"{key}: unknown experiment key{hint}; known keys: {', '.join(sorted(known))}")
+        if hints[key] is dict:
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            kwargs[key] = value
+        else:
+            kwargs[key] = _cast(value, hints[key], key)
+    return ExperimentConfig(**kwargs)
+
+
+def _nest(mapping: dict) -> dict:
+    """`{"adversary.lambda_max": 0.3}` -> `{"adversary": {"lambda_max": 0.3}}`; nested mappings pass through."""
+    out: dict = {}
+    for key, value in mapping.items():
+        parts = str(key).split(".")
+        node: dict = {}
+        leaf = node
+        for part in parts[:-1]:
+            leaf = leaf.setdefault(part, {})
+        leaf[parts[-1]] = _nest(value) if isinstance(value, dict) else value
+        out = _merge(out, node)
+    return out
+
+
+def validate_experiment(exp: ExperimentConfig) -> None:
+    """Check the experiment's own keys and that every run config it implies loads; errors name the key."""
+    if not exp.name or "/" in exp.name or exp.name in (".", ".."):
+        raise ConfigError(f"name: {exp.name!r} must be a plain folder name")
+    if exp.protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol: {exp.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if not exp.methods:
+        raise ConfigError("methods: list at least one method")
+    for m in exp.methods:
+        if m not in METHODS:
+            raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(METHODS)}")
+    if len(set(exp.methods)) != len(exp.methods):
+        raise ConfigError(f"methods: {exp.methods} lists a method twice")
+    if not exp.seeds:
+        raise ConfigError("seeds: list at least one seed")
+    if len(set(exp.seeds)) != len(exp.seeds):
+        raise ConfigError(f"seeds: {exp.seeds} lists a seed twice")
+    for m, over in exp.method_overrides.items():
+        if m not in exp.methods:
+            raise ConfigError(f"method_overrides.{m}: not one of the experiment's methods {exp.methods}")
+        if not isinstance(over, dict):
+            raise ConfigError(f"method_overrides.{m}: expected a mapping of RunConfig keys")
+    if exp.explain_per_dataset < 0:
+        raise ConfigError(f"explain_per_dataset: must be >= 0 (0: all), got {exp.explain_per_dataset}")
+    if exp.bootstrap < 100:
+        raise ConfigError(f"bootstrap: {exp.bootstrap} resamples is too few for a 95% interval; use >= 100")
+    for key in ("method", "seed"):
+        if key in exp.base:
+            raise ConfigError(f"base.{key}: set by the experiment; use `{key}s:` at the top level instead")
+    base_data = exp.base.get("data") or {}
+    for key in ("source_domains", "target_domains"):
+        if base_data.get(key):
+            raise ConfigError(f"base.data.{key}: set by the protocol; use the top-level `{key}` (protocol: explicit) or `folds`")
+    if exp.protocol == "leave-one-domain-out":
+        for key in ("source_domains", "target_domains"):
+            if getattr(exp, key):
+                raise ConfigError(f"{key}: only for protocol explicit (leave-one-domain-out picks targets from `folds`)")
+    else:
+        if exp.folds:
+            raise ConfigError(f"folds: only for protocol leave-one-domain-out (protocol is {exp.protocol})")
+        if exp.protocol == "in-domain" and exp.target_domains:
+            raise ConfigError("target_domains: protocol in-domain has no target domain; use protocol explicit")
+        if exp.protocol == "explicit" and not exp.target_domains:
+            raise ConfigError("target_domains: protocol explicit needs at least one target domain (or use in-domain)")
+    # every run config must load: catches unknown keys and bad values before any training
+    try:
+        load_config(None, None, base=_nest(exp.base))
+    except ConfigError as e:
+        raise ConfigError(f"base.{e}") from None
+    for m in exp.methods:
+        try:
+            run_config(exp, m, exp.seeds[0], [], [])
+        except ConfigError as e:
+            raise ConfigError(f"method_overrides.{m}.{e}" if m in exp.method_overrides else f"base.{e}") from None
+
+
+def run_config(exp: ExperimentConfig, method: str, seed: int, sources: list[str], targets: list[str]) -> RunConfig:
+    """The resolved RunConfig of one run: base < method overrides < method, seed and the fold's domains."""
+    raw = _merge(_nest(exp.base), _nest(exp.method_overrides.get(method) or {}))
+    raw = _merge(raw, {"method": method, "seed": seed, "data": {"source_domains": sources, "target_domains": targets}})
+    return load_config(None, None, base=raw)
+
+
+# --- planning --------------------------------------------------------------------------------------------
+
+
+def data_domains(cfg: RunConfig) -> list[str]:
+    """Domains of the data a run config selects, from the dataset registries (reading data only when needed)."""
+    from prada.data.synth import SYNTH
+
+    known = {**FTCOT12, **SYNTH}
+    d = cfg.data
+    if d.datasets and all(k in known for k in d.datasets):
+        found = {known[k].domain for k in d.datasets}
+    elif not d.datasets and d.benchmark in ("synth", "ftcot12") and not d.data_dir:
+        found = {i.domain for i in (SYNTH if d.benchmark == "synth" else FTCOT12).values()}
+    else:  # custom folders or dataset keys: read the selected data once
+        from prada.distill.dataset import load_distillation_set
+
+        found = set(load_distillation_set(dataclasses.replace(d, source_domains=[], target_domains=[]), cfg.seed).domains)
+        return _ordered(found)
+    if d.train_files or d.test_files:
+        from prada.data.schema import read_examples
+
+        found |= {ex.domain for p in (*d.train_files, *d.test_files) for ex in read_examples(p)}
+    return _ordered(found)
+
+
+def _ordered(domains: set[str]) -> list[str]:
+    return [d for d in DOMAINS if d in domains] + sorted(domains - set(DOMAINS))
+
+
+def plan_folds(exp: ExperimentConfig) -> list[tuple[str, list[str], list[str]]]:
+    """(fold name, source domains, target domains) for each fold of the protocol."""
+    if exp.protocol == "in-domain":
+        return [(IN_DOMAIN_FOLD, list(exp.source_domains), [])]
+    if exp.protocol == "explicit":
+        return [("+".join(exp.target_domains), list(exp.source_domains), list(exp.target_domains))]
+    domains = data_domains(run_config(exp, exp.methods[0], exp.seeds[0], [], []))
+    if len(domains) < 2:
+        raise ConfigError(f"protocol: leave-one-domain-out needs at least two domains; the data has {domains}")
+    unknown = [f for f in exp.folds if f not in domains]
+    if unknown:
+        raise ConfigError(f"folds: unknown domain(s) {unknown}; the data has {domains}")
+    targets = [d for d in domains if d in exp.folds] if exp.folds else domains
+    return [(t, [d for d in domains if d != t], [t]) for t in targets]
+
+
+def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
+    """Every (method, fold, seed) run, fold-major so that one fold's methods finish together."""
+    runs = []
+    for fold, sources, targets in plan_folds(exp):
+        for seed in exp.seeds:
+            for method in exp.methods:
+                cfg = run_config(exp, method, seed, sources, targets)
+                runs.append(PlannedRun(method, fold, seed, cfg, root / "runs" / f"{method}__{fold}__seed{seed}"))
+    return runs
+
+
+# --- running ---------------------------------------------------------------------------------------------
+
+
+def _stale_keys(run: PlannedRun) -> list[str]:
+    """Config keys where the run folder's saved config differs from the planned one."""
+    saved = yaml.safe_load((run.dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    planned = config_to_dict(run.config)
+
+    def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+        out = []
+        for k in sorted(set(a) | set(b)):
+            x, y = a.get(k), b.get(k)
+            if isinstance(x, dict) and isinstance(y, dict):
+                out += diff(x, y, f"{prefix}{k}.")
+            elif x != y:
+                out.append(f"{prefix}{k}: {x!r} -> {y!r}")
+        return out
+
+    return diff(saved, planned)
+
+
+def check_not_stale(run: PlannedRun) -> None:
+    """Refuse to reuse or resume a run folder that was made with another config."""
+    if (run.dir / "config.yaml").exists():
+        stale = _stale_keys(run)
+        if stale:
+            raise PradaError(
+                f"{run.dir} was made with a different config ({'; '.join(stale[:4])}); "
+                "delete that folder or give the experiment another name"
+            )
+
+
+def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Callable[[str], None]) -> str:
+    """Bring one run to 'trained, evaluated (and explained)', reusing whatever is already on disk.
+
+    `explain`: None skips `prada explain`; otherwise the questions per dataset it featurises (0: all).
+    """
+    from prada.evaluation.evaluate import evaluate_run
+    from prada.train.checkpoint import find_checkpoint
+    from prada.train.loop import DONE, train
+
+    actions = []
+    check_not_stale(run)
+    if not (run.dir / DONE).exists():
+        if find_checkpoint(run.dir) is not None:
+            status("resuming training from its checkpoint")
+            train(resume=run.dir, progress=progress)
+            actions.append("resumed")
+        else:
+            if run.dir.exists():  # killed before its first checkpoint: nothing to keep, start clean
+                shutil.rmtree(run.dir)
+            status("training" if run.trains else "preparing (no training)")
+            train(run.config, run.dir, progress=progress)
+            actions.append("trained" if run.trains else "prepared")
+    if not (run.dir / "eval.json").exists():
+        status("evaluating")
+        evaluate_run(run.dir, progress=progress)
+        actions.append("evaluated")
+    if explain is not None and run.trains and not (run.dir / "explain" / "explain.json").exists():
+        from prada.report.explain import explain_run
+
+        status("explaining")
+        explain_run(run.dir, max_per_dataset=explain, progress=progress)
+        actions.append("explained")
+    return ", ".join(actions) or "reused (finished earlier)"
+
+
+def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
+    """Build each data folder the runs need once, up front (synthetic suite or ftcot12 import)."""
+    from prada.distill.dataset import resolve_data_dir
+
+    seen = set()
+    for run in runs:
+        d = dataclasses.replace(run.config.data, source_domains=[], target_domains=[])
+        key = (d.benchmark, d.data_dir, d.source, d.synth_seed)
+        if key in seen:
+            continue
+        seen.add(key)
+        status(f"[data] {d.benchmark}: ready at {resolve_data_dir(d)}")
+
+
+def run_experiment(
+    config: str | Path | None = None, overrides: list[str] | None = None, progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> Path:
+    """Run the whole experiment (data, every run, explain, report); returns OUT_DIR/<name>/.
+
+    `config` None runs the embedded offline default. `log` receives one status line per stage.
+    """
+    from prada.report import write_report
+
+    say = log or (lambda _msg: None)
+    exp = load_experiment(config, overrides)
+    root = Path(exp.out_dir) / exp.name
+    runs = plan_runs(exp, root)
+    for run in runs:  # before writing anything
+        check_not_stale(run)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / "experiment.yaml", yaml.safe_dump(dataclasses.asdict(exp), sort_keys=False))
+    say(f"experiment {exp.name}: {len(runs)} runs ({exp.protocol}; methods {', '.join(exp.methods)}; "
+        f"folds {', '.join(sorted({r.fold for r in runs}))}; seeds {exp.seeds}) -> {root}")
+    prepare_data(runs, say)
+    for i, run in enumerate(runs, 1):
+        head = f"[{i}/{len(runs)}] {run.method} fold={run.fold} seed={run.seed}"
+        done = execute_run(run, exp.explain_per_dataset if exp.explain else None, progress, lambda stage: say(f"{head}: {stage}"))
+        say(f"{head}: {done}")
+    say("[report] writing results.json, report.md and plots")
+    write_report(root, runs, exp)
+    return root
