@@ -286,6 +286,8 @@ def parse_overrides(overrides: list[str]) -> dict:
             value = raw
         node = nested
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key; expected key=value, e.g. adversary.lambda_max=0.3")
         for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
