@@ -66,6 +66,11 @@ def test_run_writes_results_report_and_plots(experiment):
     assert "Source vs target" in report and "explain.md" in report and "training_curves.png" in report
     explain = root / "runs" / "prada__other__seed0" / "explain" / "explain.json"
     assert explain.exists()  # explained the trained run ...
+    ex = json.loads(explain.read_text())
+    for side in ("trained", "untrained"):
+        assert 0.0 <= ex[side]["probe"]["accuracy"] <= 1.0
+        assert ex[side]["pad"] and all(-2.0 <= v <= 2.0 for v in ex[side]["pad"].values())
+    assert ex["samples"]["other"][0]["student"] is not None  # rationales from the run's predictions.jsonl
     assert not (root / "runs" / "zero-shot__other__seed0" / "explain").exists()  # ... and only that
     assert any(line.startswith("[2/2] prada fold=other seed=0") for line in lines)
 

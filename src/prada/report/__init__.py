@@ -175,7 +175,7 @@ def write_report(root: Path, runs: list[Any], experiment: Any) -> Path:
     from prada.report.plots import write_plots
 
     root = Path(root)
-    n_boot = getattr(experiment, "bootstrap", 1000)
+    n_boot = experiment.get("bootstrap", 1000) if isinstance(experiment, dict) else getattr(experiment, "bootstrap", 1000)
     results = collect_results(root, runs, experiment, n_boot)
     plots = write_plots(results, root, {r["run"]: Path(run.dir) for r, run in zip(results["runs"], runs)})
     results["plots"] = [p.name for p in plots]

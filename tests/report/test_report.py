@@ -1,0 +1,112 @@
+"""Report from fabricated run folders (no model): aggregation across seeds and folds, CIs, published columns, plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from prada.config import RunConfig, load_config
+from prada.io import atomic_write_jsonl
+from prada.report import collect_results, write_report
+from prada.report.markdown import PUBLISHED_FTCOT, fmt_cell
+
+DOMAIN = {"coin_flip": "symbolic", "last_letter_concatenation": "symbolic", "gsm8k": "arithmetic", "strategy_qa": "commonsense"}
+
+
+@dataclass
+class FakeRun:
+    method: str
+    fold: str
+    seed: int
+    config: RunConfig
+    dir: Path
+
+
+def _make_run(root: Path, method: str, target: str | None, seed: int, correct: dict[str, int], n: int = 10) -> FakeRun:
+    """A finished run folder: eval.json + predictions.jsonl (+ train_log.jsonl) as the real stages write them."""
+    targets = [target] if target else []
+    fold = target or "in-domain"
+    cfg = load_config(None, [f"method={method}", f"seed={seed}", f"data.target_domains=[{','.join(targets)}]", "data.benchmark=ftcot12"])
+    run_dir = root / "runs" / f"{method}__{fold}__seed{seed}"
+    run_dir.mkdir(parents=True)
+    preds, per_ds = [], {}
+    for ds, k in correct.items():
+        preds += [{"dataset": ds, "id": f"{ds}-{i}", "domain": DOMAIN[ds], "question": f"q{i}", "output": "o",
+                   "prediction": "x", "answer": "x", "correct": i < k} for i in range(n)]
+        per_ds[ds] = {"domain": DOMAIN[ds], "n": n, "accuracy": 100.0 * k / n}
+    from prada.evaluation.metrics import summarize
+
+    sources = sorted({DOMAIN[d] for d in correct} - set(targets))
+    result = {"method": method, "datasets": per_ds, **summarize(per_ds, sources, targets)}
+    (run_dir / "eval.json").write_text(json.dumps(result))
+    atomic_write_jsonl(run_dir / "predictions.jsonl", preds)
+    atomic_write_jsonl(run_dir / "train_log.jsonl", [
+        {"step": s, "lm_loss": 3.0 / s, "domain_loss": 1.0, "lambda": s / 10, "domain_acc": 0.5, "lr": 1e-4, "tokens_per_s": 100.0}
+        for s in range(1, 6)
+    ])
+    (run_dir / "train_done.json").write_text(json.dumps({"steps": 5}))
+    return FakeRun(method, fold, seed, cfg, run_dir)
+
+
+@pytest.fixture
+def fake(tmp_path):
+    runs = []
+    for target in ("symbolic", "arithmetic"):
+        for seed in (0, 1):
+            for method, bonus in (("ft-cot", 0), ("prada", 2)):
+                correct = {"coin_flip": 5 + bonus + seed, "last_letter_concatenation": 1, "gsm8k": 3 + seed, "strategy_qa": 6}
+                runs.append(_make_run(tmp_path, method, target, seed, correct))
+    return tmp_path, runs, {"name": "fake", "protocol": "leave-one-domain-out", "methods": ["ft-cot", "prada"], "seeds": [0, 1],
+                     "bootstrap": 200}
+
+
+def test_aggregates_across_seeds_with_cis(fake):
+    root, runs, exp = fake
+    res = collect_results(root, runs, exp, n_boot=200)
+    assert len(res["runs"]) == 8 and len(res["summary"]) == 4
+    cell = next(s for s in res["summary"] if s["method"] == "prada" and s["fold"] == "symbolic")
+    coin = cell["datasets"]["coin_flip"]
+    assert coin["role"] == "target" and coin["accuracy"] == pytest.approx(75.0)  # seeds: 70 and 80
+    assert coin["seed_sd"] == pytest.approx(5.0)
+    lo, hi = coin["ci"]
+    assert 0 <= lo <= coin["accuracy"] <= hi <= 100
+    # target = symbolic macro mean (coin 75, last letter 10); source = arithmetic 35 + commonsense 60
+    assert cell["target_accuracy"]["accuracy"] == pytest.approx(42.5)
+    assert cell["source_accuracy"]["accuracy"] == pytest.approx(47.5)
+    assert cell["gap"] == pytest.approx(5.0)
+    prada = next(a for a in res["across_folds"] if a["method"] == "prada")
+    assert prada["folds"] == ["symbolic", "arithmetic"]
+    # arithmetic fold: target gsm8k 35; symbolic fold: target 42.5 -> mean 38.75
+    assert prada["target_accuracy"]["accuracy"] == pytest.approx(38.75)
+    assert set(res["published"]) == set(DOMAIN)
+    assert res["published"]["coin_flip"]["gpt2_124m"] == PUBLISHED_FTCOT["coin_flip"]["gpt2_124m"] == 77.33
+
+
+def test_write_report_files(fake):
+    root, runs, exp = fake
+    report = write_report(root, runs, exp)
+    text = report.read_text()
+    assert "## Source vs target" in text and "### Across folds" in text
+    assert "FT-CoT GPT-2 124M" in text and "77.3" in text
+    assert "75.0 [" in text and "sd 5.0" in text
+    pngs = {p.name for p in root.glob("*.png")}
+    assert {"accuracy_by_domain.png", "accuracy_by_dataset.png", "source_target_gap.png", "training_curves.png"} <= pngs
+    results = json.loads((root / "results.json").read_text())
+    assert results["plots"] and results["ci"]["level"] == 0.95
+
+
+def test_in_domain_has_no_gap_plot(tmp_path):
+    cfg_runs = [_make_run(tmp_path, "ft-cot", None, 0, {"coin_flip": 5, "gsm8k": 3})]
+    write_report(tmp_path, cfg_runs, {"name": "ind", "protocol": "in-domain", "methods": ["ft-cot"], "seeds": [0], "bootstrap": 200})
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["summary"][0]["target_accuracy"] is None and res["summary"][0]["gap"] is None
+    assert not (tmp_path / "source_target_gap.png").exists()
+
+
+def test_fmt_cell():
+    assert fmt_cell(None) == "–"
+    assert fmt_cell({"accuracy": 50.0, "ci": [40.0, 60.0]}) == "50.0 [40.0, 60.0]"
+    assert fmt_cell({"accuracy": 50.0, "ci": [40.0, 60.0], "seed_sd": 1.25}).endswith("sd 1.2")
