@@ -33,7 +33,9 @@ class _Killed(Exception):
 def experiment(tmp_path_factory):
     """tiny-run with its prada run killed right after its first checkpoint, then `prada run` to the end."""
     out = tmp_path_factory.mktemp("runs")
-    overrides = [f"out_dir={out}"]
+    # smaller than tiny-run.yaml where it does not matter: fewer test questions and tokens, fewer resamples
+    overrides = [f"out_dir={out}", "train.max_steps=8", "data.max_test_per_dataset=4", "eval.max_new_tokens=12",
+                 "explain_per_dataset=8", "bootstrap=200"]
     exp = load_experiment(TINY_RUN, overrides)
     killed = next(r for r in plan_runs(exp, out / exp.name) if r.method == "prada")
     real_save = loop.save_checkpoint

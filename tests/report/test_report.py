@@ -12,6 +12,7 @@ from prada.config import RunConfig, load_config
 from prada.io import atomic_write_jsonl
 from prada.report import collect_results, write_report
 from prada.report.markdown import PUBLISHED_FTCOT, fmt_cell
+from prada.report.plots import plot_source_target_gap
 
 DOMAIN = {"coin_flip": "symbolic", "last_letter_concatenation": "symbolic", "gsm8k": "arithmetic", "strategy_qa": "commonsense"}
 
@@ -98,12 +99,13 @@ def test_write_report_files(fake):
     assert results["plots"] and results["ci"]["level"] == 0.95
 
 
-def test_in_domain_has_no_gap_plot(tmp_path):
-    cfg_runs = [_make_run(tmp_path, "ft-cot", None, 0, {"coin_flip": 5, "gsm8k": 3})]
-    write_report(tmp_path, cfg_runs, {"name": "ind", "protocol": "in-domain", "methods": ["ft-cot"], "seeds": [0], "bootstrap": 200})
-    res = json.loads((tmp_path / "results.json").read_text())
+def test_in_domain_has_no_target_and_no_gap_plot(tmp_path):
+    runs = [_make_run(tmp_path, "ft-cot", None, 0, {"coin_flip": 5, "gsm8k": 3})]
+    res = collect_results(tmp_path, runs, {"name": "ind", "protocol": "in-domain", "methods": ["ft-cot"], "seeds": [0]}, n_boot=200)
+    assert res["folds"] == ["in-domain"] and res["across_folds"] == []
     assert res["summary"][0]["target_accuracy"] is None and res["summary"][0]["gap"] is None
-    assert not (tmp_path / "source_target_gap.png").exists()
+    assert res["summary"][0]["source_accuracy"]["accuracy"] == pytest.approx(40.0)
+    assert plot_source_target_gap(res, tmp_path / "gap.png") is None
 
 
 def test_fmt_cell():

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from prada.config import config_to_dict
 from prada.evaluation.metrics import bootstrap_ci
-from prada.io import atomic_write_json, read_jsonl_tolerant
+from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 
 LEVEL = 0.95
 
@@ -180,8 +180,6 @@ def write_report(root: Path, runs: list[Any], experiment: Any) -> Path:
     plots = write_plots(results, root, {r["run"]: Path(run.dir) for r, run in zip(results["runs"], runs)})
     results["plots"] = [p.name for p in plots]
     atomic_write_json(root / "results.json", results)
-    from prada.io import atomic_write_text
-
     path = root / "report.md"
     atomic_write_text(path, render_report(results))
     return path

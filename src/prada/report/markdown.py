@@ -85,7 +85,8 @@ def _per_fold(results: dict) -> list[str]:
         ])
         if pub_cols:
             out += ["", "Published columns: Fine-tune-CoT (Ho et al., ACL 2023), one student per dataset trained on that "
-                    "dataset (in-domain), full test sets; ours may use other students, slices and protocols."]
+                    "dataset (in-domain), on their test sets (prada splits gsm8k, aqua and commonsense_qa differently: see "
+                    "docs/data.md); ours may use other students, slices and protocols. Context, not a like-for-like comparison."]
     return out
 
 
