@@ -341,6 +341,8 @@ def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
     seen = set()
     for run in runs:
         d = dataclasses.replace(run.config.data, source_domains=[], target_domains=[])
+        if d.benchmark == "none":  # custom files only: nothing to build
+            continue
         key = (d.benchmark, d.data_dir, d.source, d.synth_seed)
         if key in seen:
             continue
