@@ -121,7 +121,7 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
     kwargs = {}
     for key, value in raw.items():
         if key not in known:
-            hint = f" (RunConfig keys go under base:, e.g. base.{key})" if key in ("method", "seed") else ""
+            hint = f" (list them as `{key}s:`)" if key in ("method", "seed") else ""
             raise ConfigError(f"{key}: unknown experiment key{hint}; known keys: {', '.join(sorted(known))}")
         if hints[key] is dict:
             if value is None:
