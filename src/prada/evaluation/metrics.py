@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from statistics import mean
 
 
@@ -28,15 +27,16 @@ def summarize(per_dataset: dict[str, dict], source_domains: list[str], target_do
 
 
 def bootstrap_ci(flags_by_group: list[list[bool]], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of the macro mean accuracy, resampling items within each group (dataset or seed x dataset)."""
-    rng = random.Random(seed)
+    """Percentile CI of the macro mean accuracy, resampling items within each group (dataset or seed x dataset).
+
+    Resampling n 0/1 flags with replacement is a binomial draw, so each group costs one vectorised call.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
     groups = [g for g in flags_by_group if g]
     if not groups:
         return (0.0, 0.0)
-    stats = []
-    for _ in range(n_boot):
-        stats.append(mean(100.0 * sum(rng.choices(g, k=len(g))) / len(g) for g in groups))
-    stats.sort()
-    lo = stats[int((1 - level) / 2 * n_boot)]
-    hi = stats[min(n_boot - 1, int((1 + level) / 2 * n_boot))]
-    return (lo, hi)
+    stats = np.mean([100.0 * rng.binomial(len(g), sum(g) / len(g), n_boot) / len(g) for g in groups], axis=0)
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))
