@@ -1,0 +1,185 @@
+"""Generation throughput: prada's batched greedy generation vs per-example `model.generate`, same predictions.
+
+Both sides decode the same prompts (synthetic-suite test questions in the student's `{question} ###`
+format) with the same model, dtype and max_new_tokens, greedily:
+
+- `prada`: `prada.evaluation.generate.greedy_generate` on a Student wrapping the model, in the
+  batches `generate_texts` forms (prompts sorted by length, --batch per call; left padding, KV
+  cache, finished rows dropped).
+- `naive`: `model.generate(do_sample=False)` one prompt at a time (batch 1, KV cache).
+
+Generated tokens (EOS excluded) per second for each, and whether the token ids agree row by row.
+Prints one JSON object as the last line.
+
+    python benchmarks/eval_throughput.py                 # SmolLM2-135M, 32 prompts, batch 8, 128 new tokens
+    python benchmarks/eval_throughput.py --quick         # about a minute on a 2-core CPU
+    python benchmarks/eval_throughput.py --profile       # + torch.profiler table of the generation loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from _common import (  # noqa: E402
+    BENCH_DATASETS, machine, make_bench_data, peak_gpu_gib, peak_rss_gib, pick_device, print_last_line, resolve_dtype,
+    sync, torch_dtype,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m", help="prada alias (smollm2-135m, tiny-random) or HF folder/id")
+    p.add_argument("--batch", type=int, default=8, help="prada generation batch size")
+    p.add_argument("--seq", type=int, default=256,
+                   help="token budget of a row, prompt + generation; prompts are cut to seq - max_new_tokens")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default seq // 2 (128); --quick: 32")
+    p.add_argument("--prompts", type=int, default=None, help="questions to answer (default 32; --quick: 8)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="auto: bf16 where the hardware has it (AMX/avx512-bf16, GPUs), else fp32")
+    p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
+    p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")
+    p.add_argument("--workdir", default=None, help="keep the data and the profile here (default: a temp folder)")
+    a = p.parse_args(argv)
+    a.max_new_tokens = a.max_new_tokens or (32 if a.quick else a.seq // 2)
+    a.prompts = a.prompts or (8 if a.quick else 32)
+    a.dtype = resolve_dtype(a.dtype)
+    if a.max_new_tokens >= a.seq:
+        p.error("--max-new-tokens must be below --seq")
+    return a
+
+
+def load_prompts(a: argparse.Namespace, tokenizer, workdir: Path) -> list[list[int]]:
+    """Token ids of `{question} ###` for --prompts test questions, round-robin over the benchmark datasets."""
+    from prada.data.schema import read_examples
+    from prada.distill.collate import tokenize_prompt
+
+    data = make_bench_data(workdir / "data-eval", seq=32, n_train=16, n_test=max(8, a.prompts))
+    per_ds = [read_examples(data / ds / "test.jsonl") for ds in BENCH_DATASETS]
+    questions = [per_ds[i % len(per_ds)][i // len(per_ds)].question for i in range(a.prompts)]
+    limit = a.seq - a.max_new_tokens
+    return [tokenize_prompt(tokenizer, q)[-limit:] for q in questions]
+
+
+def prada_generate(student, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
+    """generate_texts' batching (longest first, --batch per call) over greedy_generate; outputs in prompt order."""
+    from prada.evaluation.generate import greedy_generate
+
+    autocast = torch_dtype(a.dtype) if a.dtype == "bf16" else None
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    outputs: list[list[int]] = [[] for _ in prompts]
+    for start in range(0, len(order), a.batch):
+        idx = order[start : start + a.batch]
+        new = greedy_generate(student, [prompts[i] for i in idx], tokenizer.eos_token_id, tokenizer.pad_token_id,
+                              a.max_new_tokens, device, autocast)
+        for i, t in zip(idx, new):
+            outputs[i] = t
+    return outputs
+
+
+@torch.no_grad()
+def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
+    """transformers' generate, one prompt at a time; new tokens up to (not including) the first EOS."""
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(max_new_tokens=a.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    outputs = []
+    for ids in prompts:
+        x = torch.tensor([ids], device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
+            out = lm.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=config)
+        new = out[0, len(ids):].tolist()
+        outputs.append(new[: new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new)
+    return outputs
+
+
+def profile_generation(student, prompts, tokenizer, a, device, workdir: Path) -> dict:
+    """torch.profiler over one prada generation batch; the table goes to workdir, the top rows to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sub = prompts[: a.batch]
+    with profile(activities=activities) as prof:
+        prada_generate(student, sub, tokenizer, a, device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=30)
+    path = workdir / "profile-generation.txt"
+    path.write_text(table)
+    print(table, file=sys.stderr)
+    return {"profile_table": str(path)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse_args(argv)
+    t_start = time.perf_counter()
+    tmp = None
+    if a.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="prada-bench-eval-")
+        a.workdir = tmp.name
+    work = Path(a.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+
+    from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+    from prada.train.student import Student
+
+    device = pick_device()
+    path = resolve_model(a.model)
+    tokenizer = load_tokenizer(path)
+    lm = load_causal_lm(path).to(device).eval()  # fp32 weights + autocast, as `prada eval` loads a student
+    student = Student(lm).eval()
+    prompts = load_prompts(a, tokenizer, work)
+
+    # --- warm-up each path on its own shapes (allocator, BLAS threads, GPU kernels), then time each once.
+    # A fresh process's first pass over new memory is several times slower on this VM (16 s vs 3 s seen).
+    saved, a.max_new_tokens = a.max_new_tokens, min(8, a.max_new_tokens)
+    prada_generate(student, prompts[: a.batch], tokenizer, a, device)
+    naive_generate(lm, prompts[:1], tokenizer, a, device)
+    a.max_new_tokens = saved
+
+    sync(device)
+    t0 = time.perf_counter()
+    ours = prada_generate(student, prompts, tokenizer, a, device)
+    sync(device)
+    t_prada = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theirs = naive_generate(lm, prompts, tokenizer, a, device)
+    sync(device)
+    t_naive = time.perf_counter() - t0
+
+    differ = [i for i, (x, y) in enumerate(zip(ours, theirs)) if x != y]
+    n_ours, n_theirs = sum(map(len, ours)), sum(map(len, theirs))
+    first_divergence = []
+    for i in differ[:5]:
+        x, y = ours[i], theirs[i]
+        k = next((j for j in range(min(len(x), len(y))) if x[j] != y[j]), min(len(x), len(y)))
+        first_divergence.append({"prompt": i, "at_token": k, "prada_len": len(x), "naive_len": len(y)})
+    profile = profile_generation(student, prompts, tokenizer, a, device, work) if a.profile else None
+    out = {
+        "benchmark": "eval_throughput", "model": a.model, "dtype": a.dtype, "device": device.type, "machine": machine(),
+        "prompts": len(prompts), "batch": a.batch, "max_new_tokens": a.max_new_tokens,
+        "prompt_tokens_median": statistics.median(map(len, prompts)), "quick": a.quick,
+        "prada_eval_tokens_per_s": n_ours / t_prada, "naive_tokens_per_s": n_theirs / t_naive,
+        "eval_vs_naive": (n_ours / t_prada) / (n_theirs / t_naive),
+        "prada_s": t_prada, "naive_s": t_naive, "generated_tokens": n_ours, "naive_generated_tokens": n_theirs,
+        "rows_stopped_by_eos": sum(len(o) < a.max_new_tokens for o in ours),
+        "same_predictions": not differ, "n_different": len(differ), "first_divergence": first_divergence,
+        "peak_rss_gib": peak_rss_gib(), "peak_gpu_gib": peak_gpu_gib(device), "profile": profile,
+        "wall_s": time.perf_counter() - t_start,
+    }
+    print_last_line(out)
+    if tmp is not None:
+        tmp.cleanup()
+    return out
+
+
+if __name__ == "__main__":
+    main()
