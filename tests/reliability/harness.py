@@ -47,6 +47,11 @@ def run_cli(argv: list[str], log: str, env: dict) -> None:
     os.environ.update(env)
     os.chdir(REPO)
     random.seed()  # a fresh interpreter would not share the forkserver's Python RNG state
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())  # not tqdm's multiprocessing lock: a SIGKILLed child would leak its semaphore
     if "OMP_NUM_THREADS" in env:  # torch is already imported here: apply the thread count a fresh process would read
         import torch
 

@@ -15,6 +15,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reliability.harness import TEACHER, Forked, Subprocess, make_teach_data
 from teacher.fake_openai import FakeOpenAI
@@ -140,8 +141,19 @@ def test_trust_remote_code_defaults_off_and_is_passed_through(monkeypatch, tmp_p
     from prada.train import backbones, student
 
     assert RunConfig().student.trust_remote_code is False
-    for cfg_file in sorted(CONFIGS.glob("*.yaml")):
-        assert load_config(cfg_file).student.trust_remote_code is False, cfg_file
+
+    def flags(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "trust_remote_code" or str(k).endswith(".trust_remote_code"):
+                    yield v
+                yield from flags(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from flags(v)
+
+    for cfg_file in sorted(CONFIGS.glob("*.yaml")):  # run configs and experiment configs alike
+        assert all(v is False for v in flags(yaml.safe_load(cfg_file.read_text()))), cfg_file
 
     seen = []
 
