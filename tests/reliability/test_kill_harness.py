@@ -295,9 +295,6 @@ def test_harness_ran_enough_trials_and_lost_nothing(trial_log):
     assert sum(r["lost"] + r["duplicated"] for r in rows.values()) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="train/loop.py truncates train_log.jsonl on resume only when a checkpoint exists, "
-                   "so a run killed before its first checkpoint logs its first steps twice; fix: call log.truncate_after(start) "
-                   "unconditionally (docs/reliability.md). Remove this marker with the fix.")
 def test_train_killed_before_its_first_checkpoint_resumes_without_duplicate_log_lines(train_cfg, reference_run, tmp_path):
     run, log = tmp_path / "run", tmp_path / "log"
 

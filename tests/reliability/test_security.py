@@ -90,8 +90,6 @@ def test_source_never_unpickles_evaluates_or_loads_non_safetensors_weights():
     assert "weights_only=True" in (SRC / "train" / "checkpoint.py").read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="teacher/client.py HFClient calls AutoModelForCausalLM.from_pretrained without "
-                   "use_safetensors=True (see docs/reliability.md); remove this marker with the fix")
 def test_local_hf_teacher_loads_safetensors_only():
     assert [p for p in scan_source() if (p[0], p[1]) in KNOWN] == []
 

@@ -85,6 +85,13 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
         for ex in read_examples(path):
             test_by_ds.setdefault(ex.dataset, []).append(ex)
 
+    for ds, exs in (*train_by_ds.items(), *test_by_ds.items()):
+        seen: set[str] = set()
+        for ex in exs:
+            if ex.id in seen:
+                raise DataError(f"dataset {ds!r} holds id {ex.id!r} twice (custom files merged into one dataset?); "
+                                "give each line a unique `id` or a distinct `dataset`")
+            seen.add(ex.id)
     domain_of = {ex.dataset: ex.domain for exs in (*train_by_ds.values(), *test_by_ds.values()) for ex in exs}
     all_domains = sorted(set(domain_of.values()))
     for key in ("source_domains", "target_domains"):

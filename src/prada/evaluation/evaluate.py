@@ -55,6 +55,8 @@ def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", ou
     cfg = load_config(run_dir / "config.yaml")
     tests = load_test_sets(cfg, data, split)
     student, tokenizer = load_student(run_dir, cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     student.to(device)
     precision = cfg.train.precision

@@ -240,8 +240,8 @@ def explain_run(run_dir: Path, data: str | None = None, max_per_dataset: int = 6
         "plot": "features_pca.png",
         "samples": _samples(run_dir, by_id, domains),
     }
-    atomic_write_json(out / "explain.json", result)
     atomic_write_text(out / "explain.md", render_explain(result))
+    atomic_write_json(out / "explain.json", result)  # last: its presence marks explain as done
     return out
 
 

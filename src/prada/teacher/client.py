@@ -269,7 +269,7 @@ class HFClient:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=True)
         except (OSError, ValueError) as e:
             raise TeacherError(f"hf:{path}: cannot load model/tokenizer: {e}", fatal=True) from None
         self.model.to(self.device).eval()

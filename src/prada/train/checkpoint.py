@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from prada.errors import PradaError
+
 CHECKPOINT = "checkpoint"
 
 
@@ -54,7 +56,10 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
-    state = torch.load(folder / "state.pt", weights_only=True)
+    try:
+        state = torch.load(folder / "state.pt", weights_only=True)
+    except Exception as e:
+        raise PradaError(f"{folder / 'state.pt'}: unreadable checkpoint ({type(e).__name__}); delete {folder} to restart the run") from None
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():

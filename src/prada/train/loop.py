@@ -105,7 +105,7 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
     checkpoint = find_checkpoint(out_dir)
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, student, optimizer)
-        log.truncate_after(start)
+    log.truncate_after(start)  # also drops the lines of a run killed before its first checkpoint
     student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
     device = accelerator.device
