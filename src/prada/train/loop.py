@@ -31,7 +31,9 @@ def make_accelerator(precision: str):
 
     if precision == "auto":
         precision = "bf16" if bf16_supported() else "fp32"
-    return Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    # cpu=True without a GPU: under `accelerate launch --multi_gpu` / torchrun (LOCAL_RANK set) the
+    # processes then join a gloo group; otherwise each would silently train alone at world size 1.
+    return Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
 
 
 def bf16_supported() -> bool:
@@ -99,7 +101,9 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
 
     epoch_cache: dict[int, list] = {}
     student_core = student
-    optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr)
+    # multi-tensor AdamW: fused kernels on a GPU, foreach on the CPU (the default there is a per-tensor loop)
+    fused = torch.cuda.is_available()
+    optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr, fused=fused or None, foreach=None if fused else True)
     start = 0
     log = TrainLog(out_dir / "train_log.jsonl")
     checkpoint = find_checkpoint(out_dir)
@@ -121,6 +125,7 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
         sums: dict[str, float] = {}
         for micro in range(cfg.train.grad_accum):
             source, target = micro_batch(step * cfg.train.grad_accum + micro)
+            tokens += int(source.attention_mask.sum()) * world  # counted on the CPU copy: no device sync
             source = source.to(device)
             target = target.to(device) if target is not None else None
             last = micro == cfg.train.grad_accum - 1
@@ -128,9 +133,8 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
                 losses = student(source, target, lam)
                 loss = (losses["lm_loss"] + losses.get("domain_loss", 0.0)) / cfg.train.grad_accum
             accelerator.backward(loss)
-            tokens += int(source.attention_mask.sum()) * world
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) / cfg.train.grad_accum
+            for k, v in losses.items():  # stay on the device; read once per logged step
+                sums[k] = sums.get(k, 0.0) + v.detach().float() / cfg.train.grad_accum
         # --- clip, step
         if cfg.train.max_grad_norm > 0:
             accelerator.clip_grad_norm_(student.parameters(), cfg.train.max_grad_norm)
@@ -139,6 +143,8 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
         # --- log, checkpoint
         done = step + 1
         if done % cfg.train.log_every == 0 or done == total:
+            # mean over ranks (every rank reaches this line), so the log shows the global batch, not rank 0's share
+            sums = {k: float(accelerator.reduce(v, "mean")) for k, v in sums.items()}
             now = time.perf_counter()
             row = {"step": done, "lambda": lam if student_core.adversary is not None else 0.0,
                    "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tokens / max(now - t_last, 1e-9), **sums}
