@@ -102,11 +102,12 @@ def plot_training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
     if not logs:
         return None
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
+    colour = {name: f"C{i}" for i, name in enumerate(logs)}  # one colour per run in every panel
     for ax, key in zip(axes.flat, CURVES):
         for name, rows in logs.items():
             pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
             if pts:
-                ax.plot(*zip(*pts), label=name, lw=1.2)
+                ax.plot(*zip(*pts), label=name, lw=1.2, color=colour[name])
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
