@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 

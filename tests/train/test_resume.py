@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from prada.config import save_config

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from prada.config import RunConfig, load_config
+from prada.config import RunConfig
 from prada.data.schema import Example, read_examples
 from prada.distill.format import format_input
 from prada.errors import PradaError
@@ -44,15 +44,11 @@ def load_test_sets(cfg: RunConfig, data: str | None, split: str) -> dict[str, li
 
 def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", out: str | None = None, progress: bool = True) -> tuple[dict, Path]:
     """Evaluate a trained run; returns (eval result, path of eval.json)."""
-    from prada.train.loop import bf16_supported
+    from prada.train.loop import bf16_supported, finished_run_config
     from prada.train.student import load_student
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise PradaError(f"--run {run_dir}: not a run folder (no config.yaml); train one with `prada train`")
-    if not (run_dir / "train_done.json").exists():
-        raise PradaError(f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = finished_run_config(run_dir)
     tests = load_test_sets(cfg, data, split)
     student, tokenizer = load_student(run_dir, cfg)
     if cfg.train.threads:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from prada.config import RunConfig, load_config
+from prada.config import RunConfig
 from prada.data.registry import DOMAINS
 from prada.data.schema import Example
 from prada.errors import PradaError
@@ -200,12 +200,10 @@ def explain_run(run_dir: Path, data: str | None = None, max_per_dataset: int = 6
     from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
     from prada.train.student import Student, load_student
 
+    from prada.train.loop import finished_run_config
+
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise PradaError(f"--run {run_dir}: not a run folder (no config.yaml)")
-    if not (run_dir / "train_done.json").exists():
-        raise PradaError(f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = finished_run_config(run_dir)
     examples, by_id = _test_examples(cfg, data, max_per_dataset)
     if not examples:
         raise PradaError(f"--run {run_dir}: no test questions to analyse")

@@ -46,6 +46,16 @@ def bf16_supported() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def finished_run_config(run_dir: Path) -> RunConfig:
+    """The saved config of a run whose training finished; clear errors for anything else (eval/explain use it)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise PradaError(f"--run {run_dir}: not a run folder (no config.yaml); train one with `prada train`")
+    if not (run_dir / DONE).exists():
+        raise PradaError(f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`")
+    return load_config(run_dir / "config.yaml")
+
+
 def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Path | None = None, progress: bool = True) -> Path:
     """Train one run into out_dir (or continue `resume`). Returns the run folder."""
     if resume is not None:
