@@ -107,11 +107,12 @@ def matmul_peak_flops(dtype: str, device: torch.device, seconds: float = 2.0) ->
 # --- data ------------------------------------------------------------------------------------------
 
 BENCH_DATASETS = ("synth_arithmetic", "synth_coin_flip", "synth_tracking")  # arithmetic, symbolic | other
-TARGET_DOMAIN = "other"
+TARGET_DOMAIN = "other"  # the adversary's unlabelled domain (ftcot12: date_understanding, tracking_shuffled_objects)
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def make_bench_data(folder: Path, seq: int, n_train: int = 64, n_test: int = 16, seed: int = 0,
-                    lengths: str = "fixed", tokenizer=None) -> Path:
+                    lengths: str = "fixed", tokenizer=None, ftcot12_source: Path | None = None) -> Path:
     """A data folder (prada layout) of synthetic-suite questions with rationales sized for `seq`.
 
     Each rationale is that example's own rationale followed by other rationales of the same dataset.
@@ -121,11 +122,18 @@ def make_bench_data(folder: Path, seq: int, n_train: int = 64, n_test: int = 16,
     - lengths="spread": prompt + target lengths spread roughly uniformly over [seq/4, seq] tokens
       (cut at a word boundary, using `tokenizer`'s characters per token), like real CoT targets.
       Then how a trainer batches items decides how much padding it computes.
+    - lengths="ftcot12": the real benchmark (12 datasets, text-davinci-002 rationales) built from
+      `ftcot12_source` (a folder laid out like ../shared/data); sequences are cut at `seq`.
     """
     from prada.data.schema import Rationale, read_examples, write_examples
     from prada.data.synth import build_synth
 
     if (folder / "summary.json").exists():
+        return folder
+    if lengths == "ftcot12":
+        from prada.data.ftcot12 import build_ftcot12
+
+        build_ftcot12(folder, source=str(ftcot12_source))
         return folder
     raw = folder.with_name(folder.name + "-raw")
     build_synth(raw, seed=seed, n_train=n_train, n_test=n_test, datasets=list(BENCH_DATASETS), progress=False)

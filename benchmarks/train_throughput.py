@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from _common import (  # noqa: E402
-    TARGET_DOMAIN, emit, machine, make_bench_data, matmul_peak_flops, peak_gpu_gib, peak_rss_gib, pick_device,
+    SHARED_DATA, TARGET_DOMAIN, emit, machine, make_bench_data, matmul_peak_flops, peak_gpu_gib, peak_rss_gib, pick_device,
     print_last_line, resolve_dtype, run_worker, sync,
 )
 
@@ -50,9 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auto: bf16 where the hardware has it (AMX/avx512-bf16, GPUs), else fp32")
     p.add_argument("--steps", type=int, default=None, help="measured steps per contender (default 6 CPU / 30 GPU; --quick: 3)")
     p.add_argument("--warmup", type=int, default=None, help="steps skipped before measuring (default 2 CPU / 5 GPU; --quick: 1)")
-    p.add_argument("--lengths", default="fixed", choices=["fixed", "spread"],
+    p.add_argument("--lengths", default="fixed", choices=["fixed", "spread", "ftcot12"],
                    help="fixed: every sequence exactly --seq tokens (same work per batch for every trainer); "
-                        "spread: lengths over [seq/4, seq], so batching and padding count too")
+                        "spread: lengths over [seq/4, seq], so batching and padding count too; "
+                        "ftcot12: the real questions and teacher rationales (--ftcot12-source), cut at --seq")
+    p.add_argument("--ftcot12-source", default=str(SHARED_DATA),
+                   help="for --lengths ftcot12: a folder laid out like ../shared/data (default: the one beside the repo)")
     p.add_argument("--patch", default="", choices=["", "adamw-foreach", "adamw-fused"],
                    help="measure a proposed loop change: build prada's AdamW with foreach=True or fused=True")
     p.add_argument("--quick", action="store_true",
@@ -131,7 +134,7 @@ def _patch_optimizer(patch: str) -> None:
 
 
 def prada_worker(a: argparse.Namespace, method: str) -> dict:
-    from prada.distill.collate import epoch_batches
+    from prada.distill.collate import GroupedBatches
     from prada.train.log import TrainLog
     from prada.train.loop import train
 
@@ -147,11 +150,10 @@ def prada_worker(a: argparse.Namespace, method: str) -> dict:
     wall = time.perf_counter() - t0
     rows = TrainLog(out / "train_log.jsonl").rows()
     # the loop's batches, rebuilt with its own pure functions (1 process): tokens of each step
-    per_epoch = -(-len(items) // a.batch)
+    batches = GroupedBatches(items, a.batch, cfg.seed)
     real, labelled, padded = [], [], []
     for step in range(len(rows)):
-        epoch, idx = divmod(step, per_epoch)
-        batch = epoch_batches(items, a.batch, cfg.seed, epoch)[idx]
+        batch = batches[step]
         real.append(sum(lengths[i] for i in batch))
         labelled.append(sum(len(items[i].target_ids) for i in batch))
         padded.append(len(batch) * -(-max(lengths[i] for i in batch) // cfg.student.pad_multiple) * cfg.student.pad_multiple)
@@ -214,7 +216,8 @@ def profile_worker(a: argparse.Namespace) -> dict:
     """torch.profiler over the loop's step (student forward, backward, clip, AdamW) for method prada."""
     from torch.profiler import ProfilerActivity, profile
 
-    from prada.distill.collate import build_question_items, collate, sample_indices
+    from prada.distill.collate import GroupedBatches, build_question_items, collate
+    from prada.train.loop import TARGET_SEED_OFFSET
     from prada.train.student import build_student
 
     cfg = bench_config(a, "prada")
@@ -223,13 +226,14 @@ def profile_worker(a: argparse.Namespace) -> dict:
     student, _ = build_student(cfg, num_domains=len(data.domains))
     student.to(device).train()
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
+    target_batches = GroupedBatches(targets, a.batch, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16")
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "clip+optimizer": []}
 
     def step(s: int) -> None:
         source = collate(items[(s * a.batch) % len(items):][: a.batch], tokenizer.pad_token_id, cfg.student.pad_multiple).to(device)
-        target = collate([targets[i] for i in sample_indices(len(targets), a.batch, 0, s)], tokenizer.pad_token_id,
+        target = collate([targets[i] for i in target_batches[s]], tokenizer.pad_token_id,
                          cfg.student.pad_multiple, with_labels=False).to(device)
         t0 = time.perf_counter()
         with autocast:
@@ -302,7 +306,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         tokenizer = load_tokenizer(resolve_model(a.model))
     tag = f"{a.lengths}-seq{a.seq}-n{n_train}" + (f"-{Path(a.model).name}" if a.lengths == "spread" else "")
-    data = make_bench_data(work / f"data-{tag}", a.seq, n_train=n_train, lengths=a.lengths, tokenizer=tokenizer)
+    if a.lengths == "ftcot12":
+        if not Path(a.ftcot12_source).is_dir():
+            raise SystemExit(f"--ftcot12-source {a.ftcot12_source}: no such folder (a copy of ../shared/data)")
+        tag = "ftcot12"
+    data = make_bench_data(work / f"data-{tag}", a.seq, n_train=n_train, lengths=a.lengths, tokenizer=tokenizer,
+                           ftcot12_source=Path(a.ftcot12_source))
     device = pick_device()
     peak = matmul_peak_flops(a.dtype, device, seconds=1.0 if a.quick else 3.0)
     n_params = count_params(a.model)

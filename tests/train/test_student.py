@@ -35,3 +35,49 @@ def test_question_features_do_not_depend_on_padding(synth_dir):
         f_alone = pool_question(student.hidden_states(alone)[-1], alone.question_mask)[0]
         f_both = pool_question(student.hidden_states(both)[-1], both.question_mask)[0]
     assert torch.allclose(f_alone, f_both, atol=1e-5)
+
+
+def _prepended_losses(student, source, target, lam):
+    """Reference: the virtual prompt prepended to every row (no shared prefix), as P-tuning is usually written."""
+    from torch import nn
+
+    from prada.methods.adversary import pool_question
+
+    def hidden(batch):
+        embeds, mask = student.embed(batch.input_ids, batch.attention_mask)
+        out = student.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True)
+        return [h[:, student.num_virtual_tokens:] for h in out.hidden_states]
+
+    hs, ht = hidden(source), hidden(target)
+    keep = source.labels[:, 1:] != -100
+    logits = student.lm.get_output_embeddings()(hs[-1][:, :-1][keep])
+    lm_loss = nn.functional.cross_entropy(logits, source.labels[:, 1:][keep])
+    d_src, _ = student.adversary.loss(pool_question(hs[-1], source.question_mask), source.domain, lam)
+    d_tgt, _ = student.adversary.loss(pool_question(ht[-1], target.question_mask), target.domain, lam)
+    return lm_loss, d_src + d_tgt
+
+
+def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir):
+    """The prompt's keys/values computed once and shared give the same losses and gradients as per-row prompts."""
+    cfg = tiny_config(synth_dir, "method=prada", "prompt.num_virtual_tokens=6")
+    student, tok = build_student(cfg, num_domains=3)
+    student.eval()  # no dropout: both computations must see the same function
+    src = [TrainItem(tok("Q: 2 + 3? ###")["input_ids"], tok(" 2 + 3 = 5 --> 5")["input_ids"], 0),
+           TrainItem(tok("Q: a longer question about coins? ###")["input_ids"], tok(" heads --> yes")["input_ids"], 1)]
+    tgt = [TrainItem(tok("Which day is it? ###")["input_ids"], [], 2), TrainItem(tok("Hi ###")["input_ids"], [], 2)]
+    source, target = collate(src, tok.pad_token_id), collate(tgt, tok.pad_token_id, with_labels=False)
+
+    def grads(loss):
+        student.zero_grad()
+        loss.backward()
+        return {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+
+    shared = student(source, target, lam=0.5)
+    g_shared = grads(shared["lm_loss"] + shared["domain_loss"])
+    lm_ref, dom_ref = _prepended_losses(student, source, target, lam=0.5)
+    g_ref = grads(lm_ref + dom_ref)
+    assert torch.allclose(shared["lm_loss"], lm_ref, atol=1e-5)
+    assert torch.allclose(shared["domain_loss"], dom_ref, atol=1e-5)
+    assert g_shared.keys() == g_ref.keys() and any("prompt" in n for n in g_ref)
+    for name in g_ref:
+        assert torch.allclose(g_shared[name], g_ref[name], atol=1e-5, rtol=1e-4), name

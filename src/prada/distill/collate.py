@@ -108,7 +108,24 @@ def epoch_batches(items: list[TrainItem], batch_size: int, seed: int, epoch: int
     return batches
 
 
-def sample_indices(n: int, k: int, seed: int, step: int) -> list[int]:
-    """k indices of n for the target batch at `step`: deterministic per (seed, step) for exact resume."""
-    rng = random.Random(seed * 1_000_003 + step + 7)
-    return [rng.randrange(n) for _ in range(k)]
+class GroupedBatches:
+    """Global batch g of an endless run of length-grouped epochs (`epoch_batches`).
+
+    A pure function of (seed, g), so a resumed run replays the same batches. With `drop_last` an
+    epoch skips its final partial batch (several processes must all step the same number of times).
+    """
+
+    def __init__(self, items: list[TrainItem], batch_size: int, seed: int, drop_last: bool = False):
+        self.items, self.batch_size, self.seed, self.drop_last = items, batch_size, seed, drop_last
+        n = len(items) // batch_size if drop_last else math.ceil(len(items) / batch_size)
+        self.per_epoch = max(1, n)
+        self._epoch: int | None = None
+        self._batches: list[list[int]] = []
+
+    def __getitem__(self, g: int) -> list[int]:
+        epoch, idx = divmod(g, self.per_epoch)
+        if epoch != self._epoch:
+            batches = epoch_batches(self.items, self.batch_size, self.seed, epoch)
+            full = [b for b in batches if len(b) == self.batch_size]
+            self._epoch, self._batches = epoch, full if self.drop_last and full else batches
+        return self._batches[idx]

@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 from transformers import DynamicCache
 
+from prada.train.backbones import cache_keyword
+
 
 @torch.no_grad()
 def greedy_generate(
@@ -27,7 +29,7 @@ def greedy_generate(
         ids[b, T - len(x):] = torch.tensor(x, device=device)
         mask[b, T - len(x):] = 1
     lm = student.lm
-    cache_kw = _cache_keyword(lm)
+    cache_kw = cache_keyword(lm)
     outputs: list[list[int]] = [[] for _ in range(B)]
     alive = torch.arange(B, device=device)
     cache = DynamicCache()
@@ -52,13 +54,6 @@ def greedy_generate(
             positions = positions[:, -1:] + 1
             out = lm(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions, use_cache=True, **{cache_kw: cache})
     return outputs
-
-
-def _cache_keyword(lm) -> str:
-    """transformers >= 5.2x names the KV-cache argument `cache`; older releases `past_key_values`."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def generate_texts(

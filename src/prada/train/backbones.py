@@ -131,3 +131,14 @@ def load_causal_lm(path: str, trust_remote_code: bool = False):
         )
     except OSError as e:
         raise PradaError(f"student.model={path!r}: cannot load ({e}). Give a local folder with safetensors weights or a hub id.") from None
+
+
+def cache_keyword(lm) -> str:
+    """transformers >= 5.2x names the KV-cache argument `cache`; older releases `past_key_values`.
+
+    A peft wrapper forwards **kwargs, so the name is read from the model it wraps.
+    """
+    import inspect
+
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prada.config import RunConfig, load_config, save_config
-from prada.distill.collate import build_question_items, build_train_items, collate, epoch_batches, sample_indices
+from prada.distill.collate import GroupedBatches, build_question_items, build_train_items, collate
 from prada.distill.dataset import load_distillation_set
 from prada.errors import PradaError
 from prada.io import atomic_write_json
@@ -23,6 +23,7 @@ from prada.train.log import TrainLog
 from prada.train.student import build_student, save_student
 
 DONE = "train_done.json"
+TARGET_SEED_OFFSET = 500_009  # target questions get their own batch order, not the source's
 
 
 def make_accelerator(precision: str):
@@ -90,26 +91,23 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
     world, rank = accelerator.num_processes, accelerator.process_index
     global_bs = cfg.train.batch_size * world
-    batches_per_epoch = max(1, len(items) // global_bs) if world > 1 else math.ceil(len(items) / global_bs)
-    total = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * batches_per_epoch / cfg.train.grad_accum))
-    target_bs = cfg.adversary.target_batch_size or cfg.train.batch_size
+    source_batches = GroupedBatches(items, global_bs, cfg.seed, drop_last=world > 1)
+    total = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * source_batches.per_epoch / cfg.train.grad_accum))
+    # unlabelled target questions: length-grouped too (random questions padded to the longest of a
+    # batch were ~40% padding on ftcot12), every question once per target epoch, its own order
+    target_bs = (cfg.adversary.target_batch_size or cfg.train.batch_size) * world
+    target_batches = GroupedBatches(targets, target_bs, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     pad_id, pad_multiple = tokenizer.pad_token_id, cfg.student.pad_multiple
 
     def micro_batch(g: int):
         """Source (and target) batch of global micro-step g, for this process."""
-        epoch, idx = divmod(g, batches_per_epoch)
-        if epoch not in epoch_cache:
-            epoch_cache.clear()
-            epoch_cache[epoch] = epoch_batches(items, global_bs, cfg.seed, epoch)
-        chosen = epoch_cache[epoch][idx][rank::world]
-        source = collate([items[i] for i in chosen], pad_id, pad_multiple)
+        source = collate([items[i] for i in source_batches[g][rank::world]], pad_id, pad_multiple)
         target = None
-        if student_core.adversary is not None and targets:
-            picks = sample_indices(len(targets), target_bs * world, cfg.seed, g)[rank::world]
+        picks = target_batches[g][rank::world] if student_core.adversary is not None else []
+        if picks:  # empty only when there are fewer target questions than processes
             target = collate([targets[i] for i in picks], pad_id, pad_multiple, with_labels=False)
         return source, target
 
-    epoch_cache: dict[int, list] = {}
     student_core = student
     # multi-tensor AdamW: fused kernels on a GPU, foreach on the CPU (the default there is a per-tensor loop)
     fused = torch.cuda.is_available()
