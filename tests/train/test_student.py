@@ -81,3 +81,7 @@ def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir):
     assert g_shared.keys() == g_ref.keys() and any("prompt" in n for n in g_ref)
     for name in g_ref:
         assert torch.allclose(g_shared[name], g_ref[name], atol=1e-5, rtol=1e-4), name
+    with torch.no_grad():  # and hidden_states gives the same features down either path (GPUs take the per-row one)
+        prefix = student.prompt_prefix()
+        for per_row, shared_ in zip(student.hidden_states(source), student.hidden_states(source, prefix)):
+            assert torch.allclose(per_row, shared_, atol=1e-5)

@@ -58,30 +58,30 @@ class Student(nn.Module):
         cache = out.cache if "cache" in out else out.past_key_values  # renamed in transformers 5.2x
         return [(layer.keys, layer.values) for layer in cache.layers]
 
-    def run_lm(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None, **kwargs):
-        """The LM over the batch's real tokens, behind the virtual prompt when there is one.
+    def hidden_states(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, ...]:
+        """All layers' hidden states of the real tokens (never the virtual positions): each (B, T, D).
 
-        `prefix` (from `prompt_prefix`) is reused as the KV cache, so the outputs cover the real
-        tokens only; without it the prompt's keys and values are computed here.
+        With `prefix` (from `prompt_prefix`) the prompt's keys and values are the KV cache; without
+        it the prompt's embeddings are prepended to every row and their positions sliced off.
         """
-        embeds = self.lm.get_input_embeddings()(batch.input_ids)
-        if self.prompt is None:
-            return self.lm(inputs_embeds=embeds, attention_mask=batch.attention_mask, **kwargs)
-        prefix = prefix if prefix is not None else self.prompt_prefix()
-        B = embeds.shape[0]
+        if self.prompt is None or prefix is None:
+            embeds, mask = self.embed(batch.input_ids, batch.attention_mask)
+            out = self.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
+            return tuple(h[:, self.num_virtual_tokens:] for h in out.hidden_states)
+        B = batch.input_ids.shape[0]
         cache = DynamicCache(ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix],
                              config=self.lm.config)
         mask = torch.cat([batch.attention_mask.new_ones((B, self.num_virtual_tokens)), batch.attention_mask], 1)
-        return self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True, **{cache_keyword(self.lm): cache}, **kwargs)
-
-    def hidden_states(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, ...]:
-        """All layers' hidden states of the real tokens (never the virtual positions): each (B, T, D)."""
-        return self.run_lm(batch, prefix, output_hidden_states=True, logits_to_keep=1).hidden_states
+        out = self.lm(inputs_embeds=self.lm.get_input_embeddings()(batch.input_ids), attention_mask=mask, use_cache=True,
+                      output_hidden_states=True, logits_to_keep=1, **{cache_keyword(self.lm): cache})
+        return out.hidden_states
 
     def forward(self, source: Batch, target: Batch | None = None, lam: float = 0.0) -> dict[str, torch.Tensor]:
         """Losses of one step: lm_loss on source targets; with an adversary, domain_loss/domain_acc too."""
         # --- student forward on labelled source sequences: (B, T) -> hidden (B, T, D)
-        prefix = self.prompt_prefix()  # the virtual prompt once, shared by both batches
+        # the virtual prompt once per step, shared by every row of both batches, where FLOPs bound the step
+        # (CPU); on a GPU the step is bound by kernel launches and a third pass would cost more than it saves
+        prefix = self.prompt_prefix() if self.prompt is not None and source.input_ids.device.type == "cpu" else None
         hidden = self.hidden_states(source, prefix)
         last = hidden[-1]
         # --- CoT cross-entropy on target tokens only; logits only where a label exists (saves vocab matmuls)
