@@ -18,6 +18,7 @@ from prada.errors import PradaError
 from prada.io import atomic_write_json
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
+from prada.train.host_memory import keep_freed_memory
 from prada.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from prada.train.log import TrainLog
 from prada.train.student import build_student, save_student
@@ -72,6 +73,8 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
         raise PradaError(f"{out_dir} holds an interrupted run; continue it with `prada train --resume {out_dir}` or pick a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(cfg.train.precision)
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if accelerator.is_main_process:
