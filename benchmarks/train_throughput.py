@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
     p.add_argument("--profile", action="store_true", help="also profile the prada step (torch.profiler) into --workdir")
     p.add_argument("--workdir", default=None, help="keep data, runs and worker logs here (default: a temp folder)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every contender this many times, order alternating (ABC CBA ...), steps pooled")
+    p.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -108,17 +111,31 @@ def count_params(model_name: str) -> int:
 
     from prada.train.backbones import resolve_model
 
+    config = AutoConfig.from_pretrained(resolve_model(model_name))  # outside "meta": resolving may build the model
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_model(model_name)))
+        model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())
 
 
 def _summary(step_s: list[float], real: list[int], labelled: list[int], padded: list[int], warmup: int) -> dict:
-    """tokens/s over the measured steps: real (non-pad) tokens, and labelled (supervised) tokens."""
-    t = sum(step_s[warmup:])
-    return {"tokens_per_s": sum(real[warmup:]) / t, "supervised_tokens_per_s": sum(labelled[warmup:]) / t,
-            "step_s_median": statistics.median(step_s[warmup:]), "step_s": [round(x, 4) for x in step_s],
-            "pad_fraction": 1 - sum(real) / sum(padded)}
+    """tokens/s over the measured steps (after `warmup`): real (non-pad) tokens, and labelled (supervised) tokens."""
+    measured = {"step_s": step_s[warmup:], "real": real[warmup:], "labelled": labelled[warmup:], "padded": padded[warmup:]}
+    return {**_rates(measured), "measured": measured, "step_s": [round(x, 4) for x in step_s]}
+
+
+def _rates(m: dict) -> dict:
+    t = sum(m["step_s"])
+    return {"tokens_per_s": sum(m["real"]) / t, "supervised_tokens_per_s": sum(m["labelled"]) / t,
+            "step_s_median": statistics.median(m["step_s"]), "pad_fraction": 1 - sum(m["real"]) / sum(m["padded"])}
+
+
+def _pool(runs: list[dict]) -> dict:
+    """One contender's rounds as one sample: measured steps pooled, the largest peak memory."""
+    measured = {k: [x for r in runs for x in r["measured"][k]] for k in runs[0]["measured"]}
+    peaks = [r["peak_gpu_gib"] for r in runs if r.get("peak_gpu_gib") is not None]
+    return {**runs[-1], **_rates(measured), "measured": measured, "rounds": len(runs),
+            "step_s": [r["step_s"] for r in runs], "wall_s": sum(r["wall_s"] for r in runs),
+            "peak_rss_gib": max(r["peak_rss_gib"] for r in runs), "peak_gpu_gib": max(peaks) if peaks else None}
 
 
 def _patch_optimizer(patch: str) -> None:
@@ -144,7 +161,7 @@ def prada_worker(a: argparse.Namespace, method: str) -> dict:
     if a.lengths == "fixed":
         assert set(lengths) == {a.seq}, f"bench data must give {a.seq}-token sequences, got {sorted(set(lengths))}"
     _patch_optimizer(a.patch)
-    out = Path(a.workdir) / f"run-{method}{'-' + a.patch if a.patch else ''}"
+    out = Path(a.workdir) / f"run-{method}{'-' + a.patch if a.patch else ''}-r{a.round}"
     t0 = time.perf_counter()
     train(cfg, out, progress=False)
     wall = time.perf_counter() - t0
@@ -195,7 +212,7 @@ def hf_trainer_worker(a: argparse.Namespace) -> dict:
             ends.append(time.perf_counter())
 
     args = TrainingArguments(
-        output_dir=str(Path(a.workdir) / "run-hf-trainer"), per_device_train_batch_size=a.batch,
+        output_dir=str(Path(a.workdir) / f"run-hf-trainer-r{a.round}"), per_device_train_batch_size=a.batch,
         max_steps=a.warmup + a.steps, learning_rate=cfg.train.lr, weight_decay=0.0, max_grad_norm=cfg.train.max_grad_norm,
         bf16=a.dtype == "bf16", use_cpu=device.type == "cpu", logging_steps=1, save_strategy="no", report_to="none",
         disable_tqdm=True, remove_unused_columns=False, dataloader_pin_memory=device.type == "cuda", seed=0,
@@ -317,16 +334,22 @@ def main(argv: list[str] | None = None) -> dict:
     n_params = count_params(a.model)
     common = ["--model", a.model, "--batch", str(a.batch), "--seq", str(a.seq), "--dtype", a.dtype, "--steps", str(a.steps),
               "--warmup", str(a.warmup), "--workdir", str(work), "--data", str(data), "--lengths", a.lengths]
-    results = {}
-    for name in [c.strip() for c in a.contenders.split(",") if c.strip()]:
+    names = [c.strip() for c in a.contenders.split(",") if c.strip()]
+    for name in names:
         if name not in CONTENDERS:
             raise SystemExit(f"--contenders: unknown {name!r}; choose from {', '.join(CONTENDERS)}")
-        print(f"[train_throughput] {name} ...", file=sys.stderr, flush=True)
-        extra = ["--patch", a.patch] if a.patch and name != "hf-trainer" else []
-        results[name] = run_worker(Path(__file__), [*common, *extra, "--worker", name], timeout=3600, log=work / f"worker-{name}.log")
-        print(f"[train_throughput] {name}: {results[name]['tokens_per_s']:.1f} tokens/s, "
-              f"median step {results[name]['step_s_median']:.3f}s, peak RSS {results[name]['peak_rss_gib']:.2f} GiB",
-              file=sys.stderr, flush=True)
+    # rounds alternate the order (A B C, C B A, ...) so that a machine drifting in speed biases no contender
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(a.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            print(f"[train_throughput] {name} (round {r + 1}/{a.rounds}) ...", file=sys.stderr, flush=True)
+            extra = ["--patch", a.patch] if a.patch and name != "hf-trainer" else []
+            res = run_worker(Path(__file__), [*common, *extra, "--round", str(r), "--worker", name], timeout=3600,
+                             log=work / f"worker-{name}-r{r}.log")
+            runs[name].append(res)
+            print(f"[train_throughput] {name}: {res['tokens_per_s']:.1f} tokens/s, median step {res['step_s_median']:.3f}s, "
+                  f"peak RSS {res['peak_rss_gib']:.2f} GiB", file=sys.stderr, flush=True)
+    results = {name: _pool(rs) for name, rs in runs.items()}
     if a.profile:
         results["profile"] = run_worker(Path(__file__), [*common, "--worker", "profile"], timeout=3600, log=work / "worker-profile.log")
     peak2 = matmul_peak_flops(a.dtype, device, seconds=1.0 if a.quick else 3.0)  # again: a shared machine drifts
@@ -343,7 +366,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "benchmark": "train_throughput", "model": a.model, "dtype": a.dtype, "device": device.type, "machine": machine(),
         "batch": a.batch, "seq": a.seq, "lengths": a.lengths, "patch": a.patch or None,
-        "warmup_steps": a.warmup, "measured_steps": a.steps, "quick": a.quick,
+        "warmup_steps": a.warmup, "measured_steps": a.steps, "rounds": a.rounds, "quick": a.quick,
         "params": n_params,
         "prada_tokens_per_s": prada_tps, "ftcot_tokens_per_s": get("ft-cot", "tokens_per_s"),
         "hf_trainer_tokens_per_s": get("hf-trainer", "tokens_per_s"),
