@@ -8,10 +8,10 @@ import resource, sys, torch
 from prada.train.host_memory import keep_freed_memory
 if sys.argv[1] == "tuned":
     assert keep_freed_memory()
-for _ in range(5):  # warm-up: the heap grows and settles (in both modes)
+for _ in range(10):  # warm-up: the heap grows and settles (in both modes)
     torch.ones(16 * 2**20).sum()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+for _ in range(10):
     torch.ones(16 * 2**20).sum()  # allocate, touch every page, free
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -24,5 +24,5 @@ def test_freed_tensors_are_reused_without_page_faults():
         return int(out.split()[-1])
 
     default, tuned = faults("default"), faults("tuned")
-    assert default > 5 * 10_000  # glibc maps and unmaps each 64 MB block: ~16k page faults every time
-    assert tuned < default / 20  # the same block comes back already mapped
+    assert default > 10 * 10_000  # glibc maps and unmaps each 64 MB block: ~16k page faults every time
+    assert tuned < default / 4  # the same block comes back already mapped (measured: 0 of ~164k)

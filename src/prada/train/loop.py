@@ -18,8 +18,8 @@ from prada.errors import PradaError
 from prada.io import atomic_write_json
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
-from prada.train.host_memory import keep_freed_memory
 from prada.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from prada.train.host_memory import keep_freed_memory
 from prada.train.log import TrainLog
 from prada.train.student import build_student, save_student
 

@@ -19,8 +19,8 @@ from prada.distill.collate import Batch
 from prada.methods.adversary import Adversary, pool_question
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
-from prada.train.lm_loss import linear_cross_entropy
 from prada.train.backbones import cache_keyword, load_causal_lm, load_tokenizer, resolve_model
+from prada.train.lm_loss import linear_cross_entropy
 
 
 class Student(nn.Module):
