@@ -109,8 +109,12 @@ class Forked(Proc):
         return self.p.exitcode
 
     def kill(self):
+        # The forkserver, not this process, reaps the child: it can be gone before exitcode says so.
         if self.p.exitcode is None:
-            os.kill(self.p.pid, signal.SIGKILL)
+            try:
+                os.kill(self.p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def wait(self, timeout):
         self.p.join(timeout)
