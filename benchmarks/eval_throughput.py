@@ -3,9 +3,9 @@
 Both sides decode the same prompts (synthetic-suite test questions in the student's `{question} ###`
 format) with the same model, dtype and max_new_tokens, greedily:
 
-- `prada`: `prada.evaluation.generate.greedy_generate` on a Student wrapping the model, in the
-  batches `generate_texts` forms (prompts sorted by length, --batch per call; left padding, KV
-  cache, finished rows dropped).
+- `prada`: `prada.evaluation.generate.greedy_generate` on a Student wrapping the model, as `prada
+  eval` runs it: --batch rows decoding at once (left padding, KV cache), a finished row's slot
+  refilled with the next prompt (longest first).
 - `naive`: `model.generate(do_sample=False)` one prompt at a time (batch 1, KV cache).
 
 Generated tokens (EOS excluded) per second for each, and whether the token ids agree row by row.
@@ -70,19 +70,12 @@ def load_prompts(a: argparse.Namespace, tokenizer, workdir: Path) -> list[list[i
 
 
 def prada_generate(student, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
-    """generate_texts' batching (longest first, --batch per call) over greedy_generate; outputs in prompt order."""
+    """`prada eval`'s generation: greedy_generate with --batch slots, refilled as rows finish; outputs in prompt order."""
     from prada.evaluation.generate import greedy_generate
 
     autocast = torch_dtype(a.dtype) if a.dtype == "bf16" else None
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    outputs: list[list[int]] = [[] for _ in prompts]
-    for start in range(0, len(order), a.batch):
-        idx = order[start : start + a.batch]
-        new = greedy_generate(student, [prompts[i] for i in idx], tokenizer.eos_token_id, tokenizer.pad_token_id,
-                              a.max_new_tokens, device, autocast)
-        for i, t in zip(idx, new):
-            outputs[i] = t
-    return outputs
+    return greedy_generate(student, prompts, tokenizer.eos_token_id, tokenizer.pad_token_id, a.max_new_tokens,
+                           a.batch, device, autocast)
 
 
 @torch.no_grad()

@@ -1,11 +1,14 @@
-"""Batched greedy generation: left padding, KV cache, virtual prompt, finished rows dropped from the batch.
+"""Batched greedy generation with refilled slots: a finished row's place goes to the next waiting prompt.
 
-Dropping finished sequences (instead of decoding padding until the longest one ends) matters on
-a CPU, where a batch costs time per row.
+Decoding is bound by reading the weights once per step, so a step costs about the same for 3 rows as
+for 8. Fixed batches decode ever fewer rows as answers end (CoT answers vary 3x in length); refilling
+keeps `batch_size` rows decoding until the queue runs dry. Rows sit left-padded in one KV cache; each
+carries its own position ids, so a prompt that joins late sees exactly what it would see alone.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from contextlib import nullcontext
 from typing import Callable
 
@@ -15,44 +18,115 @@ from transformers import DynamicCache
 from prada.train.backbones import cache_keyword
 
 
-@torch.no_grad()
-def greedy_generate(
-    student, input_ids: list[list[int]], eos_id: int, pad_id: int, max_new_tokens: int,
-    device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-) -> list[list[int]]:
-    """Generate greedily for a batch of token lists; returns new tokens per row (EOS excluded)."""
-    B = len(input_ids)
-    T = max(len(x) for x in input_ids)
-    ids = torch.full((B, T), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros((B, T), dtype=torch.long, device=device)
-    for b, x in enumerate(input_ids):  # left padding: every row's last token is at position T-1
+class _Rows:
+    """The decoding rows: their prompt indices, KV cache, attention mask (B, L) and next position (B, 1)."""
+
+    def __init__(self, index: list[int], cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor):
+        self.index, self.cache, self.mask, self.positions = index, cache, mask, positions
+
+    def keep(self, keep: list[int], config) -> None:
+        """Keep rows `keep` and drop the leading cache columns that no remaining row attends to."""
+        rows = torch.tensor(keep, device=self.mask.device)
+        mask = self.mask[rows]
+        first = int(mask.any(0).long().argmax())
+        self.cache = _cache([(k[rows, :, first:], v[rows, :, first:]) for k, v in _layers(self.cache)], config)
+        self.index, self.mask, self.positions = [self.index[i] for i in keep], mask[:, first:], self.positions[rows]
+
+    def extend(self, other: "_Rows", config) -> None:
+        """Append `other`'s rows; the shorter cache is left-padded with masked zeros (keys already carry RoPE)."""
+        length = max(self.mask.shape[1], other.mask.shape[1])
+
+        def pad(x: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = length - x.shape[dim]
+            if missing == 0:
+                return x
+            shape = list(x.shape)
+            shape[dim] = missing
+            return torch.cat([x.new_zeros(shape), x], dim)
+
+        self.cache = _cache([(torch.cat([pad(k, 2), pad(k2, 2)]), torch.cat([pad(v, 2), pad(v2, 2)]))
+                             for (k, v), (k2, v2) in zip(_layers(self.cache), _layers(other.cache))], config)
+        self.mask = torch.cat([pad(self.mask, 1), pad(other.mask, 1)])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.index = self.index + other.index
+
+
+def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _cache(layers: list[tuple[torch.Tensor, torch.Tensor]], config) -> DynamicCache:
+    return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def _prefill(student, prompts: list[list[int]], index: list[int], pad_id: int, device) -> tuple[torch.Tensor, _Rows]:
+    """Run left-padded prompts (virtual prompt prepended) through the model: last-position logits and their rows."""
+    T = max(len(x) for x in prompts)
+    ids = torch.full((len(prompts), T), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(prompts), T), dtype=torch.long, device=device)
+    for b, x in enumerate(prompts):  # left padding: every row's last token is at position T-1
         ids[b, T - len(x):] = torch.tensor(x, device=device)
         mask[b, T - len(x):] = 1
-    lm = student.lm
-    cache_kw = cache_keyword(lm)
-    outputs: list[list[int]] = [[] for _ in range(B)]
-    alive = torch.arange(B, device=device)
-    cache = DynamicCache()
+    embeds, mask = student.embed(ids, mask)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    cache = DynamicCache(config=student.lm.config)
+    out = student.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                     logits_to_keep=1, **{cache_keyword(student.lm): cache})
+    return out.logits[:, -1], _Rows(index, cache, mask, positions[:, -1:] + 1)
+
+
+@torch.no_grad()
+def greedy_generate(
+    student, input_ids: list[list[int]], eos_id: int, pad_id: int, max_new_tokens: int, batch_size: int = 0,
+    device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
+    on_finish: Callable[[list[int], list[list[int]]], None] | None = None,
+) -> list[list[int]]:
+    """Greedy new tokens (EOS excluded) for every prompt, `batch_size` rows at a time (0: all at once).
+
+    Prompts start longest first (rows that join together share little padding). `on_finish(indices,
+    tokens)` sees rows as they end, so a caller can save them before the rest are done.
+    """
+    batch_size = batch_size or len(input_ids)
+    waiting = deque(sorted(range(len(input_ids)), key=lambda i: -len(input_ids[i])))
+    outputs: list[list[int]] = [[] for _ in input_ids]
+    config, cache_kw = student.lm.config, cache_keyword(student.lm)
+    rows: _Rows | None = None
+    logits = torch.empty(0)
     ctx = torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     with ctx:
-        embeds, mask = student.embed(ids, mask)
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
-        for _ in range(max_new_tokens):
-            next_tokens = out.logits[:, -1].argmax(-1)  # (B_alive,)
-            finished = next_tokens == eos_id
-            for row, tok, fin in zip(alive.tolist(), next_tokens.tolist(), finished.tolist()):
-                if not fin:
-                    outputs[row].append(tok)
-            keep = (~finished).nonzero().squeeze(-1)
-            if keep.numel() == 0 or len(outputs[alive[keep[0]].item()]) >= max_new_tokens:
-                break
-            if keep.numel() < alive.numel():  # drop finished rows from the batch and its cache
-                alive, next_tokens, mask, positions = alive[keep], next_tokens[keep], mask[keep], positions[keep]
-                cache.batch_select_indices(keep)
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], 1)
-            positions = positions[:, -1:] + 1
-            out = lm(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions, use_cache=True, **{cache_kw: cache})
+        while waiting or rows is not None:
+            # --- fill free slots with waiting prompts (their prefill gives their first logits)
+            free = batch_size - (0 if rows is None else len(rows.index))
+            if waiting and free > 0:
+                new = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                new_logits, new_rows = _prefill(student, [input_ids[i] for i in new], new, pad_id, device)
+                if rows is None:
+                    rows, logits = new_rows, new_logits
+                else:
+                    rows.extend(new_rows, config)
+                    logits = torch.cat([logits, new_logits])
+            assert rows is not None
+            # --- pick tokens; rows that emit EOS or reach the budget end here
+            next_tokens = logits.argmax(-1)
+            keep, ended = [], []
+            for r, (i, tok) in enumerate(zip(rows.index, next_tokens.tolist())):
+                if tok != eos_id:
+                    outputs[i].append(tok)
+                (ended if tok == eos_id or len(outputs[i]) >= max_new_tokens else keep).append(r)
+            if ended and on_finish is not None:
+                on_finish([rows.index[r] for r in ended], [outputs[rows.index[r]] for r in ended])
+            if not keep:
+                rows = None
+                continue
+            if ended:
+                rows.keep(keep, config)
+                next_tokens = next_tokens[torch.tensor(keep, device=next_tokens.device)]
+            # --- one decoding step for the rows still running
+            rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.mask.shape[0], 1))], 1)
+            out = student.lm(input_ids=next_tokens[:, None], attention_mask=rows.mask, position_ids=rows.positions,
+                             use_cache=True, **{cache_kw: rows.cache})
+            rows.positions = rows.positions + 1
+            logits = out.logits[:, -1]
     return outputs
 
 
@@ -61,17 +135,17 @@ def generate_texts(
     device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
     on_batch: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
-    """Tokenise once, batch prompts of similar length together, decode. `on_batch(indices, texts)` sees each batch."""
+    """Tokenise once, generate with refilled batches, decode. `on_batch(indices, texts)` sees rows as they finish."""
     encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     texts: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        new = greedy_generate(student, [encoded[i] for i in idx], tokenizer.eos_token_id, tokenizer.pad_token_id,
-                              max_new_tokens, device, autocast_dtype)
-        batch_texts = [tokenizer.decode(t, skip_special_tokens=True) for t in new]
-        for i, t in zip(idx, batch_texts):
+
+    def finished(indices: list[int], tokens: list[list[int]]) -> None:
+        decoded = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+        for i, t in zip(indices, decoded):
             texts[i] = t
         if on_batch is not None:
-            on_batch(idx, batch_texts)
+            on_batch(indices, decoded)
+
+    greedy_generate(student, encoded, tokenizer.eos_token_id, tokenizer.pad_token_id, max_new_tokens, batch_size,
+                    device, autocast_dtype, on_finish=finished)
     return texts
