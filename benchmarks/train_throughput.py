@@ -151,12 +151,12 @@ def _patch_optimizer(patch: str) -> None:
 
 
 def prada_worker(a: argparse.Namespace, method: str) -> dict:
-    from prada.distill.collate import GroupedBatches
+    from prada.distill.collate import GroupedBatches, padded_length
     from prada.train.log import TrainLog
     from prada.train.loop import train
 
     cfg = bench_config(a, method)
-    items, _, _ = bench_items(cfg)
+    items, tokenizer, data = bench_items(cfg)
     lengths = [len(i.prompt_ids) + len(i.target_ids) for i in items]
     if a.lengths == "fixed":
         assert set(lengths) == {a.seq}, f"bench data must give {a.seq}-token sequences, got {sorted(set(lengths))}"
@@ -173,9 +173,24 @@ def prada_worker(a: argparse.Namespace, method: str) -> dict:
         batch = batches[step]
         real.append(sum(lengths[i] for i in batch))
         labelled.append(sum(len(items[i].target_ids) for i in batch))
-        padded.append(len(batch) * -(-max(lengths[i] for i in batch) // cfg.student.pad_multiple) * cfg.student.pad_multiple)
+        padded.append(len(batch) * padded_length(max(lengths[i] for i in batch), cfg.student.pad_multiple))
     step_s = [n / r["tokens_per_s"] for n, r in zip(real, rows)]  # the loop logs real tokens / wall time per step
-    return {**_summary(step_s, real, labelled, padded, a.warmup), "wall_s": wall, "final_lm_loss": rows[-1]["lm_loss"]}
+    result = {**_summary(step_s, real, labelled, padded, a.warmup), "wall_s": wall, "final_lm_loss": rows[-1]["lm_loss"]}
+    if method == "prada":  # the adversary's target batches: backbone work ft-cot does not do
+        target_padded = target_positions(cfg, tokenizer, data, len(rows))
+        result["target_token_fraction"] = sum(target_padded[a.warmup:]) / sum(padded[a.warmup:])
+    return result
+
+
+def target_positions(cfg, tokenizer, data, steps: int) -> list[int]:
+    """Padded positions of the target (unlabelled question) batch of each step, as the loop collates them."""
+    from prada.distill.collate import GroupedBatches, build_question_items, padded_length
+    from prada.train.loop import TARGET_SEED_OFFSET
+
+    targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
+    batches = GroupedBatches(targets, cfg.adversary.target_batch_size or cfg.train.batch_size, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
+    return [len(batches[s]) * padded_length(max(len(targets[i].prompt_ids) for i in batches[s]), cfg.student.pad_multiple)
+            for s in range(steps)]
 
 
 def hf_trainer_worker(a: argparse.Namespace) -> dict:
@@ -375,6 +390,9 @@ def main(argv: list[str] | None = None) -> dict:
         "prada_vs_hf_trainer": ratio(prada_tps, get("hf-trainer", "tokens_per_s")),
         "ftcot_vs_hf_trainer": ratio(get("ft-cot", "tokens_per_s"), get("hf-trainer", "tokens_per_s")),
         "prada_vs_ftcot_step_time": ratio(get("prada", "step_s_median"), get("ft-cot", "step_s_median")),
+        # positions the adversary's target batches add to the source batch's: prada's step does about
+        # this much more backbone work than ft-cot's, so the step-time ratio cannot fall far below 1 + it
+        "prada_target_token_fraction": get("prada", "target_token_fraction"),
         "step_s_median": {k: v["step_s_median"] for k, v in results.items() if "step_s_median" in v},
         "peak_rss_gib": get("prada", "peak_rss_gib"),
         "peak_rss_gib_by_contender": {k: round(v["peak_rss_gib"], 3) for k, v in results.items()},

@@ -19,6 +19,7 @@ def test_train_throughput_quick(tmp_path):
                 "prada_vs_ftcot_step_time", "peak_rss_gib", "flop_fraction_of_peak"):
         assert out[key] is not None, key
     assert out["rounds"] == 2 and out["prada_tokens_per_s"] > 0 and 0 < out["flop_fraction_of_peak"] < 1
+    assert out["prada_target_token_fraction"] > 0  # the adversary's target batches, relative to the source's
     assert len(list(tmp_path.glob("worker-prada-r*.log"))) == 2  # both rounds ran, each in its own process
 
 

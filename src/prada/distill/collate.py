@@ -66,14 +66,14 @@ def build_question_items(examples: list[Example], tokenizer, domains: list[str],
     return [TrainItem(tokenize_prompt(tokenizer, e.question)[:max_length], [], domains.index(e.domain)) for e in examples]
 
 
-def _padded_length(n: int, multiple: int) -> int:
+def padded_length(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
 def collate(items: list[TrainItem], pad_id: int, pad_multiple: int = 16, with_labels: bool = True) -> Batch:
     """Right-pad items into a Batch (training uses right padding; generation uses left)."""
     lengths = [len(i.prompt_ids) + (len(i.target_ids) if with_labels else 0) for i in items]
-    T = _padded_length(max(lengths), pad_multiple)
+    T = padded_length(max(lengths), pad_multiple)
     B = len(items)
     input_ids = torch.full((B, T), pad_id, dtype=torch.long)
     attention = torch.zeros((B, T), dtype=torch.long)
