@@ -11,7 +11,7 @@ format) with the same model, dtype and max_new_tokens, greedily:
 Generated tokens (EOS excluded) per second for each, and whether the token ids agree row by row.
 Prints one JSON object as the last line.
 
-    python benchmarks/eval_throughput.py                 # SmolLM2-135M, 32 prompts, batch 8, 128 new tokens
+    python benchmarks/eval_throughput.py                 # SmolLM2-135M, 32 prompts, batch 32, 128 new tokens
     python benchmarks/eval_throughput.py --quick         # about a minute on a 2-core CPU
     python benchmarks/eval_throughput.py --profile       # + torch.profiler table of the generation loop
 """
@@ -38,7 +38,7 @@ from _common import (  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="smollm2-135m", help="prada alias (smollm2-135m, tiny-random) or HF folder/id")
-    p.add_argument("--batch", type=int, default=8, help="prada generation batch size")
+    p.add_argument("--batch", type=int, default=None, help="rows decoding at once (default: prada eval's eval.batch_size, 32)")
     p.add_argument("--seq", type=int, default=256,
                    help="token budget of a row, prompt + generation; prompts are cut to seq - max_new_tokens")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default seq // 2 (128); --quick: 32")
@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a = p.parse_args(argv)
     a.max_new_tokens = a.max_new_tokens or (32 if a.quick else a.seq // 2)
     a.prompts = a.prompts or (8 if a.quick else 32)
+    if a.batch is None:
+        from prada.config import EvalConfig
+
+        a.batch = EvalConfig().batch_size
     a.dtype = resolve_dtype(a.dtype)
     if a.max_new_tokens >= a.seq:
         p.error("--max-new-tokens must be below --seq")
