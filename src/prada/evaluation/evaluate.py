@@ -77,7 +77,7 @@ def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", ou
 
     if todo:
         generate_texts(student, tokenizer, [format_input(ex.question, style) for _, ex in todo], cfg.eval.max_new_tokens,
-                       cfg.eval.batch_size, device, dtype, on_batch=record)
+                       cfg.eval.batch_size, device, dtype, on_finish=record)
     bar.close()
 
     predictions, per_dataset = [], {}

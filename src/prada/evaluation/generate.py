@@ -133,9 +133,9 @@ def greedy_generate(
 def generate_texts(
     student, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
     device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-    on_batch: Callable[[list[int], list[str]], None] | None = None,
+    on_finish: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
-    """Tokenise once, generate with refilled batches, decode. `on_batch(indices, texts)` sees rows as they finish."""
+    """Tokenise once, generate with refilled batches, decode. `on_finish(indices, texts)` sees rows as they finish."""
     encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
     texts: list[str] = [""] * len(prompts)
 
@@ -143,8 +143,8 @@ def generate_texts(
         decoded = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
         for i, t in zip(indices, decoded):
             texts[i] = t
-        if on_batch is not None:
-            on_batch(indices, decoded)
+        if on_finish is not None:
+            on_finish(indices, decoded)
 
     greedy_generate(student, encoded, tokenizer.eos_token_id, tokenizer.pad_token_id, max_new_tokens, batch_size,
                     device, autocast_dtype, on_finish=finished)
