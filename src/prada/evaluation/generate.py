@@ -1,8 +1,8 @@
 """Batched greedy generation with refilled slots: a finished row's place goes to the next waiting prompt.
 
-Decoding is bound by reading the weights once per step, so a step costs about the same for 3 rows as
-for 8. Fixed batches decode ever fewer rows as answers end (CoT answers vary 3x in length); refilling
-keeps `batch_size` rows decoding until the queue runs dry. Rows sit left-padded in one KV cache; each
+A decoding step's cost grows far slower than its rows (on a 2-core CPU 8 rows cost ~2.5x one row,
+and 32 rows gave 2.1x the tokens/s of 8), so wide steps are cheap per token. Fixed batches decode ever fewer rows as answers
+end (CoT answers vary 3x in length); refilling keeps `batch_size` rows decoding until the queue runs dry. Rows sit left-padded in one KV cache; each
 carries its own position ids, so a prompt that joins late sees exactly what it would see alone.
 """
 
@@ -86,9 +86,11 @@ def greedy_generate(
     Prompts start longest first (rows that join together share little padding). `on_finish(indices,
     tokens)` sees rows as they end, so a caller can save them before the rest are done.
     """
+    outputs: list[list[int]] = [[] for _ in input_ids]
+    if max_new_tokens <= 0 or not input_ids:
+        return outputs
     batch_size = batch_size or len(input_ids)
     waiting = deque(sorted(range(len(input_ids)), key=lambda i: -len(input_ids[i])))
-    outputs: list[list[int]] = [[] for _ in input_ids]
     config, cache_kw = student.lm.config, cache_keyword(student.lm)
     rows: _Rows | None = None
     logits = torch.empty(0)
