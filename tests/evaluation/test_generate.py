@@ -2,7 +2,7 @@
 
 import torch
 
-from prada.evaluation.generate import generate_texts, greedy_generate
+from prada.evaluation.generate import SMALL_ROWS, generate_texts, greedy_generate, weight_first_linears
 from prada.methods.prompt import FrozenPrompt
 from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
 from prada.train.student import Student
@@ -69,3 +69,23 @@ def test_refilled_slots_equal_one_at_a_time_when_rows_end_at_different_steps():
                                on_finish=lambda idx, toks: seen.extend(idx))
     assert refilled == alone
     assert sorted(seen) == list(range(len(prompts)))
+
+
+def test_weight_first_linears_compute_the_same_layers_and_give_their_forward_back():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.GELU(), torch.nn.Linear(7, 3, bias=False))
+    few, many = torch.randn(2, 3, 5), torch.randn(SMALL_ROWS + 6, 5)  # a decoding step's rows; a prefill's
+    expected = [model(few), model(many)]
+    with weight_first_linears(model):
+        assert all("forward" in m.__dict__ for m in (model[0], model[2]))
+        got = [model(few), model(many)]
+        model(few).sum().backward()  # still differentiable (the explain/eval paths never need it, but nothing breaks)
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape and g.is_contiguous()
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+    try:
+        with weight_first_linears(model):
+            raise RuntimeError("a failure inside generation")
+    except RuntimeError:
+        pass
+    assert not any("forward" in m.__dict__ for m in model.modules())
