@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="for --lengths ftcot12: a folder laid out like ../shared/data (default: the one beside the repo)")
     p.add_argument("--patch", default="", choices=["", "adamw-foreach", "adamw-fused"],
                    help="measure a proposed loop change: build prada's AdamW with foreach=True or fused=True")
+    p.add_argument("--target-batch", type=int, default=0,
+                   help="prada's unlabelled target questions per step, adversary.target_batch_size (default 0: = --batch, "
+                        "as the loop's default); the prada/ft-cot step ratio follows it")
     p.add_argument("--quick", action="store_true",
                    help="tiny-random model, 1+2 steps: about a minute on a 2-core CPU (loop overhead, not SmolLM2 speed)")
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
@@ -89,7 +92,7 @@ def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = Non
         f"method={method}", "seed=0", "data.benchmark=none", f"data.data_dir={a.data}",
         f"data.target_domains=[{TARGET_DOMAIN}]", f"student.model={a.model}", f"student.max_length={a.seq}",
         f"train.batch_size={a.batch}", f"train.max_steps={out_steps or a.warmup + a.steps}", f"train.precision={a.dtype}",
-        "train.log_every=1", "train.save_every=0",
+        "train.log_every=1", "train.save_every=0", f"adversary.target_batch_size={a.target_batch}",
     ])
 
 
@@ -258,7 +261,7 @@ def profile_worker(a: argparse.Namespace) -> dict:
     student, _ = build_student(cfg, num_domains=len(data.domains))
     student.to(device).train()
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
-    target_batches = GroupedBatches(targets, a.batch, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
+    target_batches = GroupedBatches(targets, cfg.adversary.target_batch_size or a.batch, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16")
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "clip+optimizer": []}
@@ -348,7 +351,8 @@ def main(argv: list[str] | None = None) -> dict:
     peak = matmul_peak_flops(a.dtype, device, seconds=1.0 if a.quick else 3.0)
     n_params = count_params(a.model)
     common = ["--model", a.model, "--batch", str(a.batch), "--seq", str(a.seq), "--dtype", a.dtype, "--steps", str(a.steps),
-              "--warmup", str(a.warmup), "--workdir", str(work), "--data", str(data), "--lengths", a.lengths]
+              "--warmup", str(a.warmup), "--workdir", str(work), "--data", str(data), "--lengths", a.lengths,
+              "--target-batch", str(a.target_batch)]
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for name in names:
         if name not in CONTENDERS:
@@ -380,7 +384,7 @@ def main(argv: list[str] | None = None) -> dict:
     flops = 6 * n_params * prada_tps if prada_tps else None
     out = {
         "benchmark": "train_throughput", "model": a.model, "dtype": a.dtype, "device": device.type, "machine": machine(),
-        "batch": a.batch, "seq": a.seq, "lengths": a.lengths, "patch": a.patch or None,
+        "batch": a.batch, "target_batch": a.target_batch or a.batch, "seq": a.seq, "lengths": a.lengths, "patch": a.patch or None,
         "warmup_steps": a.warmup, "measured_steps": a.steps, "rounds": a.rounds, "quick": a.quick,
         "params": n_params,
         "prada_tokens_per_s": prada_tps, "ftcot_tokens_per_s": get("ft-cot", "tokens_per_s"),
