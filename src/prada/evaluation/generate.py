@@ -72,7 +72,8 @@ def weight_first_linears(model: nn.Module) -> Iterator[None]:
     CPU SmolLM2's 210 layer weights took 77 ms at 8 rows against 62 ms weight-first, its 49k x 576
     head 36 vs 16 ms (at 1 row both orientations take the same time). Same products in another
     summation order (differences ~1e-5); `benchmarks/eval_throughput.py` checks predictions still equal
-    per-example `generate`. Other devices and module types keep their own kernels.
+    per-example `generate`. Other devices and module types keep their own kernels; `greedy_generate`
+    opens it only without autocast.
     """
     linears = [m for m in model.modules()
                if type(m) is nn.Linear and m.weight.device.type == "cpu" and "forward" not in m.__dict__]
@@ -129,7 +130,9 @@ def greedy_generate(
     rows: _Rows | None = None
     logits = torch.empty(0)
     ctx = torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
-    with ctx, weight_first_linears(student.lm):
+    # measured in fp32 only; under autocast the CPU's bf16 kernels keep their own orientation
+    weight_first = weight_first_linears(student.lm) if autocast_dtype is None else nullcontext()
+    with ctx, weight_first:
         while waiting or rows is not None:
             # --- fill free slots with waiting prompts (their prefill gives their first logits)
             free = batch_size - (0 if rows is None else len(rows.index))
