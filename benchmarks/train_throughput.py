@@ -188,10 +188,10 @@ def prada_worker(a: argparse.Namespace, method: str) -> dict:
 def target_positions(cfg, tokenizer, data, steps: int) -> list[int]:
     """Padded positions of the target (unlabelled question) batch of each step, as the loop collates them."""
     from prada.distill.collate import GroupedBatches, build_question_items, padded_length
-    from prada.train.loop import TARGET_SEED_OFFSET
+    from prada.train.loop import TARGET_SEED_OFFSET, target_batch_size
 
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
-    batches = GroupedBatches(targets, cfg.adversary.target_batch_size or cfg.train.batch_size, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
+    batches = GroupedBatches(targets, target_batch_size(cfg), cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     return [len(batches[s]) * padded_length(max(len(targets[i].prompt_ids) for i in batches[s]), cfg.student.pad_multiple)
             for s in range(steps)]
 
@@ -252,7 +252,7 @@ def profile_worker(a: argparse.Namespace) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from prada.distill.collate import GroupedBatches, build_question_items, collate
-    from prada.train.loop import TARGET_SEED_OFFSET
+    from prada.train.loop import TARGET_SEED_OFFSET, target_batch_size
     from prada.train.student import build_student
 
     cfg = bench_config(a, "prada")
@@ -261,7 +261,7 @@ def profile_worker(a: argparse.Namespace) -> dict:
     student, _ = build_student(cfg, num_domains=len(data.domains))
     student.to(device).train()
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
-    target_batches = GroupedBatches(targets, cfg.adversary.target_batch_size or a.batch, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
+    target_batches = GroupedBatches(targets, target_batch_size(cfg), cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16")
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "clip+optimizer": []}

@@ -138,8 +138,8 @@ class EvalConfig:
     """Token budget of each generated rationale + answer."""
     batch_size: int = 32
     """Rows decoding at once (a finished row's slot goes to the next question). Decoding reads every
-    weight once per step, so wider steps are cheaper per token: 8 / 16 / 32 gave 3.1x / 4.2x / 6.5x
-    per-example generate on a 2-core CPU (benchmarks/eval_throughput.py)."""
+    weight once per step, so wider steps are cheaper per token: 8 / 32 gave 4.6x / 6.6x per-example
+    generate on a 2-core CPU (benchmarks/eval_throughput.py)."""
 
 
 @dataclass

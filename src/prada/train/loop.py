@@ -48,6 +48,11 @@ def bf16_supported() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def target_batch_size(cfg: RunConfig) -> int:
+    """Unlabelled target questions per process and micro-step (adversary.target_batch_size 0: the source batch's)."""
+    return cfg.adversary.target_batch_size or cfg.train.batch_size
+
+
 def finished_run_config(run_dir: Path) -> RunConfig:
     """The saved config of a run whose training finished; clear errors for anything else (eval/explain use it)."""
     run_dir = Path(run_dir)
@@ -98,7 +103,7 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
     total = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * source_batches.per_epoch / cfg.train.grad_accum))
     # unlabelled target questions: length-grouped too (random questions padded to the longest of a
     # batch were ~40% padding on ftcot12), every question once per target epoch, its own order
-    target_bs = (cfg.adversary.target_batch_size or cfg.train.batch_size) * world
+    target_bs = target_batch_size(cfg) * world
     target_batches = GroupedBatches(targets, target_bs, cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     pad_id, pad_multiple = tokenizer.pad_token_id, cfg.student.pad_multiple
 
