@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--target-batch", type=int, default=0,
                    help="prada's unlabelled target questions per step, adversary.target_batch_size (default 0: = --batch, "
                         "as the loop's default); the prada/ft-cot step ratio follows it")
+    p.add_argument("--adversary-layer", type=int, default=-1,
+                   help="prada's adversary.layer, the hidden state the domain features pool (default -1, the top); "
+                        "below the top the target pass stops at that layer")
     p.add_argument("--quick", action="store_true",
                    help="tiny-random model, 1+2 steps: about a minute on a 2-core CPU (loop overhead, not SmolLM2 speed)")
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
@@ -93,6 +96,7 @@ def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = Non
         f"data.target_domains=[{TARGET_DOMAIN}]", f"student.model={a.model}", f"student.max_length={a.seq}",
         f"train.batch_size={a.batch}", f"train.max_steps={out_steps or a.warmup + a.steps}", f"train.precision={a.dtype}",
         "train.log_every=1", "train.save_every=0", f"adversary.target_batch_size={a.target_batch}",
+        f"adversary.layer={a.adversary_layer}",
     ])
 
 
@@ -194,6 +198,17 @@ def target_positions(cfg, tokenizer, data, steps: int) -> list[int]:
     batches = GroupedBatches(targets, target_batch_size(cfg), cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
     return [len(batches[s]) * padded_length(max(len(targets[i].prompt_ids) for i in batches[s]), cfg.student.pad_multiple)
             for s in range(steps)]
+
+
+def target_layer_share(model: str, layer: int) -> float:
+    """Share of the decoder layers the target pass runs for adversary.layer (Student.layer_states stops there)."""
+    from transformers import AutoConfig
+
+    from prada.train.backbones import resolve_model
+
+    n = AutoConfig.from_pretrained(resolve_model(model)).num_hidden_layers
+    index = layer % (n + 1)
+    return 1.0 if index == n else index / n
 
 
 def hf_trainer_worker(a: argparse.Namespace) -> dict:
@@ -352,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_params = count_params(a.model)
     common = ["--model", a.model, "--batch", str(a.batch), "--seq", str(a.seq), "--dtype", a.dtype, "--steps", str(a.steps),
               "--warmup", str(a.warmup), "--workdir", str(work), "--data", str(data), "--lengths", a.lengths,
-              "--target-batch", str(a.target_batch)]
+              "--target-batch", str(a.target_batch), "--adversary-layer", str(a.adversary_layer)]
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for name in names:
         if name not in CONTENDERS:
@@ -384,7 +399,8 @@ def main(argv: list[str] | None = None) -> dict:
     flops = 6 * n_params * prada_tps if prada_tps else None
     out = {
         "benchmark": "train_throughput", "model": a.model, "dtype": a.dtype, "device": device.type, "machine": machine(),
-        "batch": a.batch, "target_batch": a.target_batch or a.batch, "seq": a.seq, "lengths": a.lengths, "patch": a.patch or None,
+        "batch": a.batch, "target_batch": a.target_batch or a.batch,
+        "adversary_layer": a.adversary_layer, "seq": a.seq, "lengths": a.lengths, "patch": a.patch or None,
         "warmup_steps": a.warmup, "measured_steps": a.steps, "rounds": a.rounds, "quick": a.quick,
         "params": n_params,
         "prada_tokens_per_s": prada_tps, "ftcot_tokens_per_s": get("ft-cot", "tokens_per_s"),
@@ -397,6 +413,9 @@ def main(argv: list[str] | None = None) -> dict:
         # positions the adversary's target batches add to the source batch's: prada's step does about
         # this much more backbone work than ft-cot's, so the step-time ratio cannot fall far below 1 + it
         "prada_target_token_fraction": get("prada", "target_token_fraction"),
+        # ... times the share of the decoder layers the target pass runs (all of them at the top layer)
+        "prada_target_work_fraction": (get("prada", "target_token_fraction") * target_layer_share(a.model, a.adversary_layer)
+                                       if get("prada", "target_token_fraction") is not None else None),
         "step_s_median": {k: v["step_s_median"] for k, v in results.items() if "step_s_median" in v},
         "peak_rss_gib": get("prada", "peak_rss_gib"),
         "peak_rss_gib_by_contender": {k: round(v["peak_rss_gib"], 3) for k, v in results.items()},

@@ -85,3 +85,37 @@ def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir):
         prefix = student.prompt_prefix()
         for per_row, shared_ in zip(student.hidden_states(source), student.hidden_states(source, prefix)):
             assert torch.allclose(per_row, shared_, atol=1e-5)
+
+
+def test_layer_states_stop_at_the_adversary_layer_with_the_same_features_and_gradients(synth_dir):
+    """The target pass's early exit: same states and gradients as the full pass, and the layers above are not run."""
+    cfg = tiny_config(synth_dir, "method=prada", "prompt.num_virtual_tokens=4")
+    student, tok = build_student(cfg, num_domains=3)
+    student.eval()
+    from prada.train.student import decoder_layers
+
+    layers = decoder_layers(student.lm)
+    assert layers is not None and len(layers) == 2
+    items = [TrainItem(tok("Which day is it? ###")["input_ids"], [], 2), TrainItem(tok("Hi ###")["input_ids"], [], 1)]
+    batch = collate(items, tok.pad_token_id, with_labels=False)
+    student.hidden_states(batch)  # transformers adds its own output-recording hooks on first use
+    hooks_before = [len(layer._forward_hooks) for layer in layers]
+    calls = []
+    counter = layers[-1].register_forward_hook(lambda *a: calls.append(1))
+    params = [p for p in student.parameters() if p.requires_grad]
+    for prefix_path in (False, True):
+        for layer in (0, 1, 2, -1, -2, -3):
+            prefix = student.prompt_prefix() if prefix_path else None
+            full = student.hidden_states(batch, prefix)[layer]
+            g_full = torch.autograd.grad(full.square().sum(), params, allow_unused=True)
+            prefix = student.prompt_prefix() if prefix_path else None
+            calls.clear()
+            early = student.layer_states(batch, layer, prefix)
+            ran_top = bool(calls)
+            g_early = torch.autograd.grad(early.square().sum(), params, allow_unused=True)
+            assert torch.allclose(early, full, atol=1e-6), (prefix_path, layer)
+            for a, b in zip(g_full, g_early):
+                assert (a is None and b is None) or (b is None and not a.any()) or torch.allclose(a, b, atol=1e-6), (prefix_path, layer)
+            assert ran_top == (layer % 3 == 2), (prefix_path, layer)  # only the top state needs the last layer
+    counter.remove()
+    assert [len(layer._forward_hooks) for layer in layers] == hooks_before  # the stop hooks are gone

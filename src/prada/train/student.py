@@ -23,6 +23,16 @@ from prada.train.backbones import cache_keyword, load_causal_lm, load_tokenizer,
 from prada.train.lm_loss import linear_cross_entropy
 
 
+class _StopForward(Exception):
+    """Raised by a forward hook to end a pass whose remaining layers nothing reads."""
+
+
+def decoder_layers(lm: nn.Module) -> nn.ModuleList | None:
+    """The stack of decoder layers (any architecture, LoRA-wrapped too): the ModuleList of num_hidden_layers modules."""
+    n = getattr(lm.config, "num_hidden_layers", None)
+    return next((m for m in lm.modules() if isinstance(m, nn.ModuleList) and len(m) == n), None)
+
+
 class Student(nn.Module):
     def __init__(self, lm: nn.Module, prompt: nn.Module | None = None, adversary: Adversary | None = None):
         super().__init__()
@@ -58,23 +68,56 @@ class Student(nn.Module):
         cache = out.cache if "cache" in out else out.past_key_values  # renamed in transformers 5.2x
         return [(layer.keys, layer.values) for layer in cache.layers]
 
-    def hidden_states(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, ...]:
-        """All layers' hidden states of the real tokens (never the virtual positions): each (B, T, D).
+    def _lm_inputs(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None) -> tuple[dict, int]:
+        """Keyword arguments of the LM call for `batch`, and how many leading (virtual) positions its states carry.
 
         With `prefix` (from `prompt_prefix`) the prompt's keys and values are the KV cache; without
-        it the prompt's embeddings are prepended to every row and their positions sliced off.
+        it the prompt's embeddings are prepended to every row and their positions sliced off later.
         """
         if self.prompt is None or prefix is None:
             embeds, mask = self.embed(batch.input_ids, batch.attention_mask)
-            out = self.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
-            return tuple(h[:, self.num_virtual_tokens:] for h in out.hidden_states)
+            return {"inputs_embeds": embeds, "attention_mask": mask}, self.num_virtual_tokens
         B = batch.input_ids.shape[0]
         cache = DynamicCache(ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix],
                              config=self.lm.config)
         mask = torch.cat([batch.attention_mask.new_ones((B, self.num_virtual_tokens)), batch.attention_mask], 1)
-        out = self.lm(inputs_embeds=self.lm.get_input_embeddings()(batch.input_ids), attention_mask=mask, use_cache=True,
-                      output_hidden_states=True, logits_to_keep=1, **{cache_keyword(self.lm): cache})
-        return out.hidden_states
+        return {"inputs_embeds": self.lm.get_input_embeddings()(batch.input_ids), "attention_mask": mask, "use_cache": True,
+                cache_keyword(self.lm): cache}, 0
+
+    def hidden_states(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, ...]:
+        """All layers' hidden states of the real tokens (never the virtual positions): each (B, T, D)."""
+        kwargs, skip = self._lm_inputs(batch, prefix)
+        out = self.lm(**kwargs, output_hidden_states=True, logits_to_keep=1)
+        return tuple(h[:, skip:] for h in out.hidden_states)
+
+    def layer_states(self, batch: Batch, layer: int, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """`hidden_states(batch, prefix)[layer]` without running the decoder layers above `layer`.
+
+        The target pass needs nothing but the domain features, so with `adversary.layer` below the top
+        it stops there: its forward and backward cost that fraction of the backbone. The top state
+        (after the final norm) and models whose decoder layers are not found take the full pass.
+        """
+        layers = decoder_layers(self.lm)
+        index = layer % (len(layers) + 1) if layers is not None else None
+        if index is None or index == len(layers):
+            return self.hidden_states(batch, prefix)[layer]
+        kwargs, skip = self._lm_inputs(batch, prefix)
+        if index == 0:
+            return kwargs["inputs_embeds"][:, skip:]
+        captured: list[torch.Tensor] = []
+
+        def stop(module: nn.Module, args: tuple, output) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _StopForward
+
+        handle = layers[index - 1].register_forward_hook(stop)
+        try:
+            self.lm(**kwargs, logits_to_keep=1)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        return captured[0][:, skip:]
 
     def forward(self, source: Batch, target: Batch | None = None, lam: float = 0.0) -> dict[str, torch.Tensor]:
         """Losses of one step: lm_loss on source targets; with an adversary, domain_loss/domain_acc too."""
@@ -94,7 +137,7 @@ class Student(nn.Module):
         layer = self.adversary.layer
         d_loss, d_acc = self.adversary.loss(pool_question(hidden[layer], source.question_mask), source.domain, lam)
         if target is not None and target.input_ids.numel():
-            t_hidden = self.hidden_states(target, prefix)[layer]
+            t_hidden = self.layer_states(target, layer, prefix)
             t_loss, t_acc = self.adversary.loss(pool_question(t_hidden, target.question_mask), target.domain, lam)
             d_loss, d_acc = d_loss + t_loss, (d_acc + t_acc) / 2
         losses["domain_loss"] = d_loss
