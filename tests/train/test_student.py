@@ -119,3 +119,15 @@ def test_layer_states_stop_at_the_adversary_layer_with_the_same_features_and_gra
             assert ran_top == (layer % 3 == 2), (prefix_path, layer)  # only the top state needs the last layer
     counter.remove()
     assert [len(layer._forward_hooks) for layer in layers] == hooks_before  # the stop hooks are gone
+
+
+def test_an_adversary_layer_the_model_does_not_have_is_a_clear_error(synth_dir):
+    import pytest
+
+    from prada.errors import PradaError
+
+    cfg = tiny_config(synth_dir, "method=prada", "adversary.layer=3")  # tiny-random: 2 layers, states 0..2
+    with pytest.raises(PradaError, match=r"adversary.layer=3: .* 2 decoder layers, so its hidden states are 0..2"):
+        build_student(cfg, num_domains=3)
+    for ok in (2, -3):
+        build_student(tiny_config(synth_dir, "method=prada", f"adversary.layer={ok}"), num_domains=3)

@@ -51,7 +51,7 @@ def question_features(student, tokenizer, examples: list[Example], layer: int, m
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
         idx = order[start : start + batch_size]
         batch = collate([items[i] for i in idx], tokenizer.pad_token_id, pad_multiple, with_labels=False).to(device)
-        hidden = student.hidden_states(batch)[layer]  # (B, T, H)
+        hidden = student.layer_states(batch, layer)  # (B, T, H)
         chunks.append((idx, pool_question(hidden.float(), batch.question_mask).cpu().numpy()))  # (B, H)
     if chunks:
         out = np.zeros((len(items), chunks[0][1].shape[1]), dtype=np.float32)

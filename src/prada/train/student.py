@@ -16,6 +16,7 @@ from transformers import DynamicCache
 
 from prada.config import RunConfig
 from prada.distill.collate import Batch
+from prada.errors import PradaError
 from prada.methods.adversary import Adversary, pool_question
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
@@ -98,8 +99,9 @@ class Student(nn.Module):
         (after the final norm) and models whose decoder layers are not found take the full pass.
         """
         layers = decoder_layers(self.lm)
-        index = layer % (len(layers) + 1) if layers is not None else None
-        if index is None or index == len(layers):
+        n = len(layers) if layers is not None else 0
+        index = layer % (n + 1) if layers is not None and -(n + 1) <= layer <= n else n
+        if index == n:  # the top state (after the final norm), an unknown layout, or out of range (IndexError there)
             return self.hidden_states(batch, prefix)[layer]
         kwargs, skip = self._lm_inputs(batch, prefix)
         if index == 0:
@@ -174,6 +176,10 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
     prompt = ContinuousPrompt(dim, cfg.prompt.num_virtual_tokens, cfg.prompt.encoder, cfg.prompt.encoder_hidden_size) if spec.prompt else None
     adversary = None
     if spec.adversary:
+        n = lm.config.num_hidden_layers
+        if not -(n + 1) <= cfg.adversary.layer <= n:
+            raise PradaError(f"adversary.layer={cfg.adversary.layer}: {cfg.student.model} has {n} decoder layers, "
+                             f"so its hidden states are 0..{n} (or -1..-{n + 1} from the top)")
         adversary = Adversary(dim, num_domains, cfg.adversary.hidden_size, cfg.adversary.layer)
     return Student(lm, prompt, adversary), tokenizer
 
