@@ -85,9 +85,11 @@ def cache_and_data(tmp_path_factory):
         os.environ.pop("PRADA_CACHE", None)
 
 
-def test_two_processes_train_like_one(cache_and_data, tmp_path):
+@pytest.mark.parametrize("layer", [-1, 1], ids=["features-top", "features-layer1-target-pass-stops-early"])
+def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
     env, synth, model = cache_and_data
-    overrides = ["method=prada", f"data.data_dir={synth}", f"train.max_steps={STEPS}", "train.save_every=0"]
+    overrides = ["method=prada", f"data.data_dir={synth}", f"train.max_steps={STEPS}", "train.save_every=0",
+                 f"adversary.layer={layer}"]
     # --- 2 processes x batch 4 (gloo on CPU), launched by flags only: HF_HOME points at an empty folder so
     # no ~/.cache/huggingface/accelerate/default_config.yaml can change the launch
     env = {**env, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
