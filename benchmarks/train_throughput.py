@@ -205,9 +205,10 @@ def target_layer_share(model: str, layer: int) -> float:
     from transformers import AutoConfig
 
     from prada.train.backbones import resolve_model
+    from prada.train.student import feature_state_index
 
     n = AutoConfig.from_pretrained(resolve_model(model)).num_hidden_layers
-    index = layer % (n + 1)
+    index = feature_state_index(layer, n)
     return 1.0 if index == n else index / n
 
 

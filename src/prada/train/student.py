@@ -28,6 +28,14 @@ class _StopForward(Exception):
     """Raised by a forward hook to end a pass whose remaining layers nothing reads."""
 
 
+def feature_state_index(layer: int, num_layers: int, model: str = "the model") -> int:
+    """`adversary.layer` as an index into the num_layers + 1 hidden states (0: embeddings, num_layers: the top)."""
+    if not -(num_layers + 1) <= layer <= num_layers:
+        raise PradaError(f"adversary.layer={layer}: {model} has {num_layers} decoder layers, "
+                         f"so its hidden states are 0..{num_layers} (or -1..-{num_layers + 1} from the top)")
+    return layer % (num_layers + 1)
+
+
 def decoder_layers(lm: nn.Module) -> nn.ModuleList | None:
     """The stack of decoder layers (any architecture, LoRA-wrapped too): the ModuleList of num_hidden_layers modules."""
     n = getattr(lm.config, "num_hidden_layers", None)
@@ -99,9 +107,8 @@ class Student(nn.Module):
         (after the final norm) and models whose decoder layers are not found take the full pass.
         """
         layers = decoder_layers(self.lm)
-        n = len(layers) if layers is not None else 0
-        index = layer % (n + 1) if layers is not None and -(n + 1) <= layer <= n else n
-        if index == n:  # the top state (after the final norm), an unknown layout, or out of range (IndexError there)
+        index = feature_state_index(layer, len(layers)) if layers is not None else None
+        if index is None or index == len(layers):  # unknown layout, or the top state (after the final norm)
             return self.hidden_states(batch, prefix)[layer]
         kwargs, skip = self._lm_inputs(batch, prefix)
         if index == 0:
@@ -176,10 +183,7 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
     prompt = ContinuousPrompt(dim, cfg.prompt.num_virtual_tokens, cfg.prompt.encoder, cfg.prompt.encoder_hidden_size) if spec.prompt else None
     adversary = None
     if spec.adversary:
-        n = lm.config.num_hidden_layers
-        if not -(n + 1) <= cfg.adversary.layer <= n:
-            raise PradaError(f"adversary.layer={cfg.adversary.layer}: {cfg.student.model} has {n} decoder layers, "
-                             f"so its hidden states are 0..{n} (or -1..-{n + 1} from the top)")
+        feature_state_index(cfg.adversary.layer, lm.config.num_hidden_layers, cfg.student.model)  # a clear error now, not at step 1
         adversary = Adversary(dim, num_domains, cfg.adversary.hidden_size, cfg.adversary.layer)
     return Student(lm, prompt, adversary), tokenizer
 
