@@ -285,6 +285,61 @@ def test_bad_line_in_a_data_folder_names_the_file(synth_dir, tmp_path):
         load_distillation_set(cfg.data, cfg.seed)
 
 
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_data_dir_of_other_files_is_an_error_and_nothing_is_written_into_it(tmp_path):
+    from prada.distill.dataset import load_distillation_set
+
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "train.jsonl").write_text(json.dumps(VALID) + "\n")  # a file at the top, not <dataset>/train.jsonl
+    mine = tmp_path / "mine"
+    (mine / "my_dataset").mkdir(parents=True)
+    (mine / "my_dataset" / "train.jsonl").write_text(json.dumps(VALID) + "\n")
+    for folder, shown in ((stray, "train.jsonl"), (mine, "my_dataset")):
+        before = _listing(folder)
+        cfg = load_config(REPO / "configs" / "tiny.yaml", [f"data.data_dir={folder}"])
+        with pytest.raises(ConfigError, match=rf"data.data_dir={re.escape(str(folder))}: no summary.json, and it holds "
+                                              rf"\['{shown}'\].*set data.benchmark=none"):
+            load_distillation_set(cfg.data, cfg.seed)
+        assert _listing(folder) == before
+    # the way the message points to: the user's own layout, read as it is, once its examples name their folder
+    cfg = load_config(None, ["data.benchmark=none", f"data.data_dir={mine}"])
+    f = mine / "my_dataset" / "train.jsonl"
+    with pytest.raises(DataError, match=rf"^{re.escape(str(f))}: field 'dataset': example 'toy-1' says dataset 'toy' "
+                                        "but sits in the folder of dataset 'my_dataset'"):
+        load_distillation_set(cfg.data, cfg.seed)
+    f.write_text(json.dumps({**VALID, "dataset": "my_dataset"}) + "\n")
+    assert [e.dataset for e in load_distillation_set(cfg.data, cfg.seed).source_train] == ["my_dataset"]
+
+
+def test_a_data_dir_that_is_a_file_or_missing_with_benchmark_none_is_an_error(tmp_path):
+    from prada.distill.dataset import load_distillation_set
+
+    f = _custom_train(tmp_path, correct=True)
+    for overrides, pattern in (([f"data.data_dir={f}"], "is a file, not a data folder.*data.train_files"),
+                               (["data.benchmark=none", f"data.data_dir={tmp_path / 'nope'}"], "no such folder")):
+        cfg = load_config(REPO / "configs" / "tiny.yaml", overrides)
+        with pytest.raises(ConfigError, match=rf"^data.data_dir=.*: {pattern}"):
+            load_distillation_set(cfg.data, cfg.seed)
+
+
+def test_an_interrupted_synth_build_in_data_dir_is_finished(synth_dir, tmp_path):
+    import shutil
+
+    from prada.distill.dataset import resolve_data_dir
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copytree(synth_dir / "synth_arithmetic", data / "synth_arithmetic")  # what a killed build left: no summary.json
+    (data / ".summary.json.tmp").write_text("{")
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [f"data.data_dir={data}"])
+    assert resolve_data_dir(cfg.data) == data
+    assert (data / "summary.json").exists() and (data / "synth_tracking" / "train.jsonl").exists()
+
+
 # --- answer extraction -------------------------------------------------------------------------------------
 
 CANARY_CODE = "__import__('os').system('touch {marker}')"

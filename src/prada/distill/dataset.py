@@ -31,23 +31,44 @@ class DistillationSet:
 
 
 def resolve_data_dir(cfg: DataConfig) -> Path | None:
-    """The built data folder of the config, building it once if it is missing."""
+    """The built data folder of the config, building it once if it is missing.
+
+    A `data.data_dir` the user names is built into only when it is missing, empty, or an interrupted
+    build of the same benchmark (its own dataset folders, no summary.json yet, which is written last).
+    Any other folder is an error: a benchmark is never written into a user's files and trained on silently.
+    """
+    given = Path(cfg.data_dir) if cfg.data_dir else None
+    if given is not None and given.exists() and not given.is_dir():
+        raise ConfigError(f"data.data_dir={given}: is a file, not a data folder; "
+                          "put a single JSONL file in data.train_files / data.test_files instead")
     if cfg.benchmark == "none":
-        return Path(cfg.data_dir) if cfg.data_dir else None
+        if given is not None and not given.exists():
+            raise ConfigError(f"data.data_dir={given}: no such folder (with data.benchmark=none nothing is built)")
+        return given
+    from prada.data.registry import FTCOT12
+    from prada.data.synth import SYNTH
     from prada.train.backbones import cache_root
 
-    folder = Path(cfg.data_dir) if cfg.data_dir else cache_root() / "data" / (
-        f"synth-seed{cfg.synth_seed}" if cfg.benchmark == "synth" else "ftcot12"
-    )
-    if not (folder / "summary.json").exists():
-        if cfg.benchmark == "synth":
-            from prada.data.synth import build_synth
+    folder = given or cache_root() / "data" / (f"synth-seed{cfg.synth_seed}" if cfg.benchmark == "synth" else "ftcot12")
+    if (folder / "summary.json").exists():
+        return folder
+    own = SYNTH if cfg.benchmark == "synth" else FTCOT12
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not p.name.startswith(".")) if folder.is_dir() else []
+    if foreign:
+        raise ConfigError(
+            f"data.data_dir={folder}: no summary.json, and it holds {foreign[:5]} besides any {cfg.benchmark} datasets, "
+            f"so the {cfg.benchmark} benchmark is not built into it. A folder of your own <dataset>/train.jsonl files: "
+            f"set data.benchmark=none. A fresh {cfg.benchmark} suite: name a new or empty folder (or "
+            f"`prada data {'synth' if cfg.benchmark == 'synth' else 'build --benchmark ftcot12'} --out DIR`)"
+        )
+    if cfg.benchmark == "synth":
+        from prada.data.synth import build_synth
 
-            build_synth(folder, seed=cfg.synth_seed)
-        else:
-            from prada.data.ftcot12 import build_ftcot12
+        build_synth(folder, seed=cfg.synth_seed)
+    else:
+        from prada.data.ftcot12 import build_ftcot12
 
-            build_ftcot12(folder, source=cfg.source or None)
+        build_ftcot12(folder, source=cfg.source or None)
     return folder
 
 
@@ -57,6 +78,10 @@ def _read_split(folder: Path, split: str) -> dict[str, list[Example]]:
         f = sub / f"{split}.jsonl"
         if f.exists():
             out[sub.name] = read_examples(f)
+            stray = next((e for e in out[sub.name] if e.dataset != sub.name), None)
+            if stray is not None:  # the folder name is the dataset key everything downstream uses
+                raise DataError(f"example {stray.id!r} says dataset {stray.dataset!r} but sits in the folder of dataset "
+                                f"{sub.name!r}; a data folder keeps each dataset's examples under <dataset>/", str(f), field="dataset")
     return out
 
 
