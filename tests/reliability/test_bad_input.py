@@ -340,6 +340,25 @@ def test_an_interrupted_synth_build_in_data_dir_is_finished(synth_dir, tmp_path)
     assert (data / "summary.json").exists() and (data / "synth_tracking" / "train.jsonl").exists()
 
 
+def test_a_student_model_that_cannot_load_names_the_key_and_the_path(tmp_path):
+    from prada.train import backbones
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    cases = [(str(tmp_path), "a folder without config.json is not a model folder"),
+             ("./no/such/model", "no such folder")]
+    for path, pattern in cases:
+        for load in (backbones.load_tokenizer, backbones.load_causal_lm):
+            with pytest.raises(PradaError, match=rf"^student.model='{re.escape(path)}': {pattern}"):
+                load(path)
+    # a hub id that cannot be fetched (offline here): transformers' OSError becomes one line with what to do
+    offline = OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your connection.")
+    with mock.patch("transformers.AutoTokenizer.from_pretrained", side_effect=offline):
+        with pytest.raises(PradaError, match=r"^student.model='some/model': cannot load its tokenizer \(We couldn't connect "
+                                             r"to 'https://huggingface.co' to load the files.\)\. Give a local folder") as e:
+            backbones.load_tokenizer("some/model")
+    assert "\n" not in str(e.value)
+
+
 # --- answer extraction -------------------------------------------------------------------------------------
 
 CANARY_CODE = "__import__('os').system('touch {marker}')"
