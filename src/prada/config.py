@@ -132,6 +132,9 @@ class TrainConfig:
     """Write a train_log.jsonl line every N steps."""
     save_every: int = 0
     """Write a resumable checkpoint every N steps (0: only at the end)."""
+    save_every_minutes: float = 30.0
+    """Also write one when this many minutes have passed since the last (0: off): whatever save_every
+    says, a crash in a long run loses at most this much work."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
@@ -212,7 +215,7 @@ def validate(cfg: RunConfig) -> None:
 _AT_LEAST_ONE = ("train.batch_size", "train.grad_accum", "train.log_every", "eval.batch_size", "eval.max_new_tokens",
                  "student.max_length", "student.pad_multiple", "prompt.num_virtual_tokens", "prompt.encoder_hidden_size",
                  "adversary.hidden_size", "lora.r", "data.max_rationales_per_question")
-_NON_NEGATIVE = ("train.max_steps", "train.save_every", "train.warmup_steps", "train.threads", "train.lr",
+_NON_NEGATIVE = ("train.max_steps", "train.save_every", "train.save_every_minutes", "train.warmup_steps", "train.threads", "train.lr",
                  "train.weight_decay", "train.max_grad_norm", "prompt.lr", "adversary.lr", "adversary.lambda_max",
                  "adversary.gamma", "adversary.target_batch_size", "data.max_train_per_dataset", "data.max_test_per_dataset")
 _FINITE = ("lora.alpha",)

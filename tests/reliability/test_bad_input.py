@@ -162,7 +162,7 @@ KNOWN_KEYS = [
     "data.max_train_per_dataset", "student.model", "student.trust_remote_code", "student.max_length", "student.pad_multiple",
     "prompt.num_virtual_tokens", "prompt.encoder", "adversary.lambda_max", "adversary.schedule", "adversary.layer",
     "lora.r", "lora.dropout", "train.backbone", "train.epochs", "train.max_steps", "train.batch_size", "train.lr",
-    "train.log_every", "train.save_every", "train.threads", "train.precision", "eval.max_new_tokens", "eval.batch_size",
+    "train.log_every", "train.save_every", "train.save_every_minutes", "train.threads", "train.precision", "eval.max_new_tokens", "eval.batch_size",
 ]
 ODD_KEYS = ["train.lrr", "trian.lr", "foo", "data", "train", "method.x", "data.datasets.x", "", ".", "a..b", "train.", "Train.LR"]
 RAW_VALUES = ["", "0", "-1", "1", "3", "0.5", "-0.5", "1e-3", "nan", "inf", "-inf", "true", "false", "yes", "null", "~", "[a, b]",

@@ -52,3 +52,17 @@ def test_kill_and_resume_matches_uninterrupted(synth_dir, tmp_path):
 def test_resume_requires_a_run_folder(tmp_path):
     with pytest.raises(PradaError, match="config.yaml"):
         train(resume=tmp_path / "nothing", progress=False)
+
+
+@pytest.mark.parametrize("minutes, every, saved", [(0.0, 0, []), (1e-9, 0, [1, 2, 3]), (0.0, 2, [2]), (60.0, 0, [])])
+def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_path, minutes, every, saved):
+    from unittest import mock
+
+    from prada.train import loop
+
+    steps = []
+    cfg = tiny_config(synth_dir, "method=ft-cot", "train.max_steps=4", f"train.save_every={every}",
+                      f"train.save_every_minutes={minutes}")
+    with mock.patch.object(loop, "save_checkpoint", side_effect=lambda run, model, opt, step: steps.append(step)):
+        train(cfg, tmp_path / "r", progress=False)
+    assert steps == saved  # never at the last step: the final model supersedes a checkpoint there

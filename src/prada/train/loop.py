@@ -132,6 +132,7 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
 
     bar = tqdm(total=total, initial=start, desc=f"train {cfg.method}", disable=not (progress and accelerator.is_main_process))
     t_last, tokens = time.perf_counter(), 0
+    last_save = time.monotonic()  # a checkpoint is due save_every_minutes after this (or after the last one)
     for step in range(start, total):
         p = step / total
         lam = grl_lambda(p, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
@@ -168,8 +169,11 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
             if accelerator.is_main_process:
                 log.write(row)
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row})
-        if cfg.train.save_every and done % cfg.train.save_every == 0 and done < total and accelerator.is_main_process:
+        due = (cfg.train.save_every and done % cfg.train.save_every == 0) or (
+            cfg.train.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes)
+        if due and done < total and accelerator.is_main_process:
             save_checkpoint(out_dir, accelerator.unwrap_model(student), optimizer, done)
+            last_save = time.monotonic()
         bar.update(1)
     bar.close()
     accelerator.wait_for_everyone()
