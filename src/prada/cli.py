@@ -165,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     except PradaError as e:
         print(f"prada: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("prada: interrupted; rerun the same command to continue", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        done = f" ({e})" if str(e) else ""
+        if args.command == "train" and (args.resume or args.out):
+            print(f"prada: interrupted{done}; continue with `prada train --resume {args.resume or args.out}`", file=sys.stderr)
+        else:
+            print(f"prada: interrupted{done}; rerun the same command to continue", file=sys.stderr)
         sys.exit(130)

@@ -1,5 +1,6 @@
 """Kill -9 mid-run, resume, and end where an uninterrupted run ends (same config, same seed, CPU)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -66,3 +67,30 @@ def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_pat
     with mock.patch.object(loop, "save_checkpoint", side_effect=lambda run, model, opt, step: steps.append(step)):
         train(cfg, tmp_path / "r", progress=False)
     assert steps == saved  # never at the last step: the final model supersedes a checkpoint there
+
+
+def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(synth_dir, tmp_path):
+    cfg = tiny_config(synth_dir, "method=prada", "train.max_steps=40", "train.save_every=0")
+    full = train(cfg, tmp_path / "full", progress=False)
+
+    run = tmp_path / "interrupted"
+    save_config(cfg, tmp_path / "cfg.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "prada", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(run)],
+                            env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "train_log.jsonl").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert not (run / "train_done.json").exists(), "run finished before the Ctrl-C; make it longer"
+    logged = len((run / "train_log.jsonl").read_text().splitlines())
+    step = json.loads((run / "checkpoint" / "step.json").read_text())["step"]
+    assert step == logged >= 1  # the checkpoint is of the last finished step: nothing trained is lost
+    assert f"stopped after step {step} of {run}, checkpoint written); continue with `prada train --resume {run}`" in err
+    assert "Traceback" not in err
+
+    train(resume=run, progress=False)
+    a, b = _weights(full), _weights(run)
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6

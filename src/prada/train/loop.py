@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 import math
 import shutil
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +64,38 @@ def finished_run_config(run_dir: Path) -> RunConfig:
     if not (run_dir / DONE).exists():
         raise PradaError(f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`")
     return load_config(run_dir / "config.yaml")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the step in flight finished and a checkpoint was written."""
+
+    def __init__(self, run_dir: Path, step: int):
+        super().__init__(f"stopped after step {step} of {run_dir}, checkpoint written")
+        self.run_dir, self.step = run_dir, step
+
+
+@contextmanager
+def finish_step_on_interrupt(enabled: bool):
+    """The first Ctrl-C sets a flag the loop reads after each step; a second one interrupts at once.
+
+    Off with several processes: a rank that stops a step before the others would leave them waiting
+    in the gradient all-reduce.
+    """
+    flag = {"requested": False}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def request(signum, frame):
+        flag["requested"] = True
+        signal.signal(signal.SIGINT, previous)
+        print("\nprada: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, request)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Path | None = None, progress: bool = True) -> Path:
@@ -133,48 +168,52 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
     bar = tqdm(total=total, initial=start, desc=f"train {cfg.method}", disable=not (progress and accelerator.is_main_process))
     t_last, tokens = time.perf_counter(), 0
     last_save = time.monotonic()  # a checkpoint is due save_every_minutes after this (or after the last one)
-    for step in range(start, total):
-        p = step / total
-        lam = grl_lambda(p, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, total, cfg.train.warmup_steps)
-        # --- forward/backward over grad_accum micro-batches; sync gradients only on the last
-        sums: dict[str, float] = {}
-        for micro in range(cfg.train.grad_accum):
-            source, target = micro_batch(step * cfg.train.grad_accum + micro)
-            tokens += int(source.attention_mask.sum()) * world  # counted on the CPU copy: no device sync
-            source = source.to(device)
-            target = target.to(device) if target is not None else None
-            last = micro == cfg.train.grad_accum - 1
-            with accelerator.no_sync(student) if not last else nullcontext(), accelerator.autocast():
-                losses = student(source, target, lam)
-                loss = (losses["lm_loss"] + losses.get("domain_loss", 0.0)) / cfg.train.grad_accum
-            accelerator.backward(loss)
-            for k, v in losses.items():  # stay on the device; read once per logged step
-                sums[k] = sums.get(k, 0.0) + v.detach().float() / cfg.train.grad_accum
-        # --- clip, step
-        if cfg.train.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(student.parameters(), cfg.train.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        # --- log, checkpoint
-        done = step + 1
-        if done % cfg.train.log_every == 0 or done == total:
-            # mean over ranks (every rank reaches this line), so the log shows the global batch, not rank 0's share
-            sums = {k: float(accelerator.reduce(v, "mean")) for k, v in sums.items()}
-            now = time.perf_counter()
-            row = {"step": done, "lambda": lam if student_core.adversary is not None else 0.0,
-                   "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tokens / max(now - t_last, 1e-9), **sums}
-            t_last, tokens = now, 0
-            if accelerator.is_main_process:
-                log.write(row)
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row})
-        due = (cfg.train.save_every and done % cfg.train.save_every == 0) or (
-            cfg.train.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes)
-        if due and done < total and accelerator.is_main_process:
-            save_checkpoint(out_dir, accelerator.unwrap_model(student), optimizer, done)
-            last_save = time.monotonic()
-        bar.update(1)
+    with finish_step_on_interrupt(enabled=world == 1) as interrupt:
+        for step in range(start, total):
+            p = step / total
+            lam = grl_lambda(p, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * lr_factor(step, total, cfg.train.warmup_steps)
+            # --- forward/backward over grad_accum micro-batches; sync gradients only on the last
+            sums: dict[str, float] = {}
+            for micro in range(cfg.train.grad_accum):
+                source, target = micro_batch(step * cfg.train.grad_accum + micro)
+                tokens += int(source.attention_mask.sum()) * world  # counted on the CPU copy: no device sync
+                source = source.to(device)
+                target = target.to(device) if target is not None else None
+                last = micro == cfg.train.grad_accum - 1
+                with accelerator.no_sync(student) if not last else nullcontext(), accelerator.autocast():
+                    losses = student(source, target, lam)
+                    loss = (losses["lm_loss"] + losses.get("domain_loss", 0.0)) / cfg.train.grad_accum
+                accelerator.backward(loss)
+                for k, v in losses.items():  # stay on the device; read once per logged step
+                    sums[k] = sums.get(k, 0.0) + v.detach().float() / cfg.train.grad_accum
+            # --- clip, step
+            if cfg.train.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(student.parameters(), cfg.train.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            # --- log, checkpoint
+            done = step + 1
+            if done % cfg.train.log_every == 0 or done == total:
+                # mean over ranks (every rank reaches this line), so the log shows the global batch, not rank 0's share
+                sums = {k: float(accelerator.reduce(v, "mean")) for k, v in sums.items()}
+                now = time.perf_counter()
+                row = {"step": done, "lambda": lam if student_core.adversary is not None else 0.0,
+                       "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tokens / max(now - t_last, 1e-9), **sums}
+                t_last, tokens = now, 0
+                if accelerator.is_main_process:
+                    log.write(row)
+                bar.set_postfix({k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row})
+            due = interrupt["requested"] or (cfg.train.save_every and done % cfg.train.save_every == 0) or (
+                cfg.train.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes)
+            if due and done < total and accelerator.is_main_process:
+                save_checkpoint(out_dir, accelerator.unwrap_model(student), optimizer, done)
+                last_save = time.monotonic()
+            bar.update(1)
+            if interrupt["requested"] and done < total:
+                bar.close()
+                raise TrainingInterrupted(out_dir, done)
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
