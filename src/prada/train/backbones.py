@@ -143,11 +143,18 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 
 def load_causal_lm(path: str, trust_remote_code: bool = False):
-    """fp32 weights (autocast handles bf16), safetensors only, eager-free SDPA attention where available."""
+    """fp32 weights (autocast handles bf16), safetensors only, SDPA attention where the architecture has it."""
     from transformers import AutoModelForCausalLM
 
-    return _from_pretrained(AutoModelForCausalLM.from_pretrained, path, "weights", trust_remote_code=trust_remote_code,
-                            use_safetensors=True, dtype="float32", attn_implementation="sdpa")
+    def load(path: str, **kwargs):
+        try:
+            return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, attn_implementation="sdpa", **kwargs)
+        except ValueError as e:  # e.g. Gemma-2: no SDPA path; transformers then picks the model's own default
+            if "scaled_dot_product_attention" not in str(e):
+                raise
+            return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)
+
+    return _from_pretrained(load, path, "weights", trust_remote_code=trust_remote_code, dtype="float32")
 
 
 def cache_keyword(lm) -> str:

@@ -42,12 +42,34 @@ def decoder_layers(lm: nn.Module) -> nn.ModuleList | None:
     return next((m for m in lm.modules() if isinstance(m, nn.ModuleList) and len(m) == n), None)
 
 
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # Gemma-2/3, Cohere, Granite
+
+
+@torch.no_grad()
+def head_gives_logits(lm: nn.Module) -> bool:
+    """Whether the output embedding applied to the last hidden state gives the model's own logits.
+
+    The CoT loss applies the head only where a label is (`linear_cross_entropy`). Some models change
+    the head's output first (Gemma-2/3 soft-cap it, Granite and Cohere scale it); for them that loss
+    would train a distribution the model never samples from, so the student takes the model's logits.
+    """
+    # known transforms by their config keys (a random model's small logits pass a soft-cap almost unchanged) ...
+    if any(getattr(lm.config, key, None) not in (None, 1, 1.0) for key in _LOGIT_TRANSFORMS):
+        return False
+    # ... and any other, by comparing with the model's own output
+    device = next(lm.parameters()).device
+    out = lm(input_ids=torch.arange(4, device=device)[None], output_hidden_states=True)
+    mine = lm.get_output_embeddings()(out.hidden_states[-1])
+    return mine.shape == out.logits.shape and torch.allclose(mine.float(), out.logits.float(), rtol=1e-4, atol=1e-5)
+
+
 class Student(nn.Module):
     def __init__(self, lm: nn.Module, prompt: nn.Module | None = None, adversary: Adversary | None = None):
         super().__init__()
         self.lm = lm
         self.prompt = prompt
         self.adversary = adversary
+        self.head_gives_logits = head_gives_logits(lm)
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -95,9 +117,14 @@ class Student(nn.Module):
 
     def hidden_states(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, ...]:
         """All layers' hidden states of the real tokens (never the virtual positions): each (B, T, D)."""
+        return self._states_and_logits(batch, prefix, logits=False)[0]
+
+    def _states_and_logits(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                           logits: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+        """Hidden states of the real tokens and, when asked, the model's logits there (B, T, vocab)."""
         kwargs, skip = self._lm_inputs(batch, prefix)
-        out = self.lm(**kwargs, output_hidden_states=True, logits_to_keep=1)
-        return tuple(h[:, skip:] for h in out.hidden_states)
+        out = self.lm(**kwargs, output_hidden_states=True, logits_to_keep=0 if logits else 1)
+        return tuple(h[:, skip:] for h in out.hidden_states), out.logits[:, skip:] if logits else None
 
     def layer_states(self, batch: Batch, layer: int, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """`hidden_states(batch, prefix)[layer]` without running the decoder layers above `layer`.
@@ -134,12 +161,16 @@ class Student(nn.Module):
         # the virtual prompt once per step, shared by every row of both batches, where FLOPs bound the step
         # (CPU); on a GPU the step is bound by kernel launches and a third pass would cost more than it saves
         prefix = self.prompt_prefix() if self.prompt is not None and source.input_ids.device.type == "cpu" else None
-        hidden = self.hidden_states(source, prefix)
-        last = hidden[-1]
-        # --- CoT cross-entropy on target tokens only; logits only where a label exists (saves vocab matmuls)
+        hidden, logits = self._states_and_logits(source, prefix, logits=not self.head_gives_logits)
+        # --- CoT cross-entropy on target tokens only; logits only where a label exists (saves vocab matmuls),
+        # or the model's own logits where it transforms its head's output (see head_gives_logits)
         shift_labels = source.labels[:, 1:]
         keep = shift_labels != -100
-        losses = {"lm_loss": linear_cross_entropy(last[:, :-1][keep], self.lm.get_output_embeddings(), shift_labels[keep])}
+        if logits is None:
+            lm_loss = linear_cross_entropy(hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), shift_labels[keep])
+        else:
+            lm_loss = nn.functional.cross_entropy(logits[:, :-1][keep].float(), shift_labels[keep])
+        losses = {"lm_loss": lm_loss}
         if self.adversary is None:
             return losses
         # --- domain classifier behind the GRL on pooled question features of source (+ unlabelled target)
