@@ -59,7 +59,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (
+        f"{model}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
 
 
 # --- memory ---------------------------------------------------------------------------------------
@@ -111,8 +113,16 @@ TARGET_DOMAIN = "other"  # the adversary's unlabelled domain (ftcot12: date_unde
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def make_bench_data(folder: Path, seq: int, n_train: int = 64, n_test: int = 16, seed: int = 0,
-                    lengths: str = "fixed", tokenizer=None, ftcot12_source: Path | None = None) -> Path:
+def make_bench_data(
+    folder: Path,
+    seq: int,
+    n_train: int = 64,
+    n_test: int = 16,
+    seed: int = 0,
+    lengths: str = "fixed",
+    tokenizer=None,
+    ftcot12_source: Path | None = None,
+) -> Path:
     """A data folder (prada layout) of synthetic-suite questions with rationales sized for `seq`.
 
     Each rationale is that example's own rationale followed by other rationales of the same dataset.
@@ -157,8 +167,13 @@ def make_bench_data(folder: Path, seq: int, n_train: int = 64, n_test: int = 16,
         write_examples(folder / ds / "train.jsonl", train)
         test = read_examples(raw / ds / "test.jsonl")
         write_examples(folder / ds / "test.jsonl", test)
-        summary["datasets"][ds] = {"domain": train[0].domain, "n_train": len(train), "n_test": len(test),
-                                   "n_train_with_correct_rationale": len(train), "teacher_accuracy": 100.0}
+        summary["datasets"][ds] = {
+            "domain": train[0].domain,
+            "n_train": len(train),
+            "n_test": len(test),
+            "n_train_with_correct_rationale": len(train),
+            "teacher_accuracy": 100.0,
+        }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return folder
 
@@ -173,14 +188,21 @@ def emit(result: dict) -> None:
 
 def run_worker(script: Path, args: list[str], timeout: float, log: Path | None = None) -> dict:
     """Run `python script --worker ...` in a fresh process; return the JSON it emits (or raise with its output)."""
-    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
     if log is not None:
         log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
-    raise RuntimeError(f"worker {args[:2]} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+            return json.loads(line[len(RESULT_TAG) :])
+    raise RuntimeError(
+        f"worker {args[:2]} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
 
 
 def print_last_line(result: dict) -> None:

@@ -28,23 +28,42 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from _common import (  # noqa: E402
-    BENCH_DATASETS, machine, make_bench_data, peak_gpu_gib, peak_rss_gib, pick_device, print_last_line, resolve_dtype,
-    sync, torch_dtype,
+    BENCH_DATASETS,
+    machine,
+    make_bench_data,
+    peak_gpu_gib,
+    peak_rss_gib,
+    pick_device,
+    print_last_line,
+    resolve_dtype,
+    sync,
+    torch_dtype,
 )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="smollm2-135m", help="prada alias (smollm2-135m, tiny-random) or HF folder/id")
-    p.add_argument("--batch", type=int, default=None, help="rows decoding at once (default: prada eval's eval.batch_size, 32)")
-    p.add_argument("--seq", type=int, default=256,
-                   help="token budget of a row, prompt + generation; prompts are cut to seq - max_new_tokens")
+    p.add_argument(
+        "--batch", type=int, default=None, help="rows decoding at once (default: prada eval's eval.batch_size, 32)"
+    )
+    p.add_argument(
+        "--seq",
+        type=int,
+        default=256,
+        help="token budget of a row, prompt + generation; prompts are cut to seq - max_new_tokens",
+    )
     p.add_argument("--max-new-tokens", type=int, default=None, help="default seq // 2 (128); --quick: 32")
     p.add_argument("--prompts", type=int, default=None, help="questions to answer (default 32; --quick: 8)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 where the hardware has it (AMX/avx512-bf16, GPUs), else fp32")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="auto: bf16 where the hardware has it (AMX/avx512-bf16, GPUs), else fp32",
+    )
     p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
     p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")
     p.add_argument("--workdir", default=None, help="keep the data and the profile here (default: a temp folder)")
@@ -78,8 +97,9 @@ def prada_generate(student, prompts: list[list[int]], tokenizer, a, device) -> l
     from prada.evaluation.generate import greedy_generate
 
     autocast = torch_dtype(a.dtype) if a.dtype == "bf16" else None
-    return greedy_generate(student, prompts, tokenizer.eos_token_id, tokenizer.pad_token_id, a.max_new_tokens,
-                           a.batch, device, autocast)
+    return greedy_generate(
+        student, prompts, tokenizer.eos_token_id, tokenizer.pad_token_id, a.max_new_tokens, a.batch, device, autocast
+    )
 
 
 @torch.no_grad()
@@ -87,14 +107,20 @@ def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[l
     """transformers' generate, one prompt at a time; new tokens up to (not including) the first EOS."""
     from transformers import GenerationConfig
 
-    config = GenerationConfig(max_new_tokens=a.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
-                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = GenerationConfig(
+        max_new_tokens=a.max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        use_cache=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     outputs = []
     for ids in prompts:
         x = torch.tensor([ids], device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
             out = lm.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=config)
-        new = out[0, len(ids):].tolist()
+        new = out[0, len(ids) :].tolist()
         outputs.append(new[: new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new)
     return outputs
 
@@ -161,15 +187,30 @@ def main(argv: list[str] | None = None) -> dict:
         first_divergence.append({"prompt": i, "at_token": k, "prada_len": len(x), "naive_len": len(y)})
     profile = profile_generation(student, prompts, tokenizer, a, device, work) if a.profile else None
     out = {
-        "benchmark": "eval_throughput", "model": a.model, "dtype": a.dtype, "device": device.type, "machine": machine(),
-        "prompts": len(prompts), "batch": a.batch, "max_new_tokens": a.max_new_tokens,
-        "prompt_tokens_median": statistics.median(map(len, prompts)), "quick": a.quick,
-        "prada_eval_tokens_per_s": n_ours / t_prada, "naive_tokens_per_s": n_theirs / t_naive,
+        "benchmark": "eval_throughput",
+        "model": a.model,
+        "dtype": a.dtype,
+        "device": device.type,
+        "machine": machine(),
+        "prompts": len(prompts),
+        "batch": a.batch,
+        "max_new_tokens": a.max_new_tokens,
+        "prompt_tokens_median": statistics.median(map(len, prompts)),
+        "quick": a.quick,
+        "prada_eval_tokens_per_s": n_ours / t_prada,
+        "naive_tokens_per_s": n_theirs / t_naive,
         "eval_vs_naive": (n_ours / t_prada) / (n_theirs / t_naive),
-        "prada_s": t_prada, "naive_s": t_naive, "generated_tokens": n_ours, "naive_generated_tokens": n_theirs,
+        "prada_s": t_prada,
+        "naive_s": t_naive,
+        "generated_tokens": n_ours,
+        "naive_generated_tokens": n_theirs,
         "rows_stopped_by_eos": sum(len(o) < a.max_new_tokens for o in ours),
-        "same_predictions": not differ, "n_different": len(differ), "first_divergence": first_divergence,
-        "peak_rss_gib": peak_rss_gib(), "peak_gpu_gib": peak_gpu_gib(device), "profile": profile,
+        "same_predictions": not differ,
+        "n_different": len(differ),
+        "first_divergence": first_divergence,
+        "peak_rss_gib": peak_rss_gib(),
+        "peak_gpu_gib": peak_gpu_gib(device),
+        "profile": profile,
         "wall_s": time.perf_counter() - t_start,
     }
     print_last_line(out)

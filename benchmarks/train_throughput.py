@@ -31,46 +31,95 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from _common import (  # noqa: E402
-    SHARED_DATA, TARGET_DOMAIN, emit, machine, make_bench_data, matmul_peak_flops, peak_gpu_gib, peak_rss_gib, pick_device,
-    print_last_line, resolve_dtype, run_worker, sync,
+    SHARED_DATA,
+    TARGET_DOMAIN,
+    emit,
+    machine,
+    make_bench_data,
+    matmul_peak_flops,
+    peak_gpu_gib,
+    peak_rss_gib,
+    pick_device,
+    print_last_line,
+    resolve_dtype,
+    run_worker,
+    sync,
 )
 
 CONTENDERS = ("prada", "ft-cot", "hf-trainer")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None,
-                   help="prada alias (smollm2-135m, tiny-random) or HF folder (default smollm2-135m; --quick: tiny-random)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="prada alias (smollm2-135m, tiny-random) or HF folder (default smollm2-135m; --quick: tiny-random)",
+    )
     p.add_argument("--batch", type=int, default=None, help="sequences per step (default 8)")
     p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default 256)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 where the hardware has it (AMX/avx512-bf16, GPUs), else fp32")
-    p.add_argument("--steps", type=int, default=None, help="measured steps per contender (default 6 CPU / 30 GPU; --quick: 3)")
-    p.add_argument("--warmup", type=int, default=None, help="steps skipped before measuring (default 2 CPU / 5 GPU; --quick: 1)")
-    p.add_argument("--lengths", default="fixed", choices=["fixed", "spread", "ftcot12"],
-                   help="fixed: every sequence exactly --seq tokens (same work per batch for every trainer); "
-                        "spread: lengths over [seq/4, seq], so batching and padding count too; "
-                        "ftcot12: the real questions and teacher rationales (--ftcot12-source), cut at --seq")
-    p.add_argument("--ftcot12-source", default=str(SHARED_DATA),
-                   help="for --lengths ftcot12: a folder laid out like ../shared/data (default: the one beside the repo)")
-    p.add_argument("--patch", default="", choices=["", "adamw-foreach", "adamw-fused"],
-                   help="measure a proposed loop change: build prada's AdamW with foreach=True or fused=True")
-    p.add_argument("--target-batch", type=int, default=0,
-                   help="prada's unlabelled target questions per step, adversary.target_batch_size (default 0: = --batch, "
-                        "as the loop's default); the prada/ft-cot step ratio follows it")
-    p.add_argument("--adversary-layer", type=int, default=-1,
-                   help="prada's adversary.layer, the hidden state the domain features pool (default -1, the top); "
-                        "below the top the target pass stops at that layer")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny-random model, 1+2 steps: about a minute on a 2-core CPU (loop overhead, not SmolLM2 speed)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="auto: bf16 where the hardware has it (AMX/avx512-bf16, GPUs), else fp32",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="measured steps per contender (default 6 CPU / 30 GPU; --quick: 3)"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=None, help="steps skipped before measuring (default 2 CPU / 5 GPU; --quick: 1)"
+    )
+    p.add_argument(
+        "--lengths",
+        default="fixed",
+        choices=["fixed", "spread", "ftcot12"],
+        help="fixed: every sequence exactly --seq tokens (same work per batch for every trainer); "
+        "spread: lengths over [seq/4, seq], so batching and padding count too; "
+        "ftcot12: the real questions and teacher rationales (--ftcot12-source), cut at --seq",
+    )
+    p.add_argument(
+        "--ftcot12-source",
+        default=str(SHARED_DATA),
+        help="for --lengths ftcot12: a folder laid out like ../shared/data (default: the one beside the repo)",
+    )
+    p.add_argument(
+        "--patch",
+        default="",
+        choices=["", "adamw-foreach", "adamw-fused"],
+        help="measure a proposed loop change: build prada's AdamW with foreach=True or fused=True",
+    )
+    p.add_argument(
+        "--target-batch",
+        type=int,
+        default=0,
+        help="prada's unlabelled target questions per step, adversary.target_batch_size (default 0: = --batch, "
+        "as the loop's default); the prada/ft-cot step ratio follows it",
+    )
+    p.add_argument(
+        "--adversary-layer",
+        type=int,
+        default=-1,
+        help="prada's adversary.layer, the hidden state the domain features pool (default -1, the top); "
+        "below the top the target pass stops at that layer",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny-random model, 1+2 steps: about a minute on a 2-core CPU (loop overhead, not SmolLM2 speed)",
+    )
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
     p.add_argument("--profile", action="store_true", help="also profile the prada step (torch.profiler) into --workdir")
     p.add_argument("--workdir", default=None, help="keep data, runs and worker logs here (default: a temp folder)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="run every contender this many times, order alternating (ABC CBA ...), steps pooled")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every contender this many times, order alternating (ABC CBA ...), steps pooled",
+    )
     p.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -91,13 +140,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = None):
     from prada.config import load_config
 
-    return load_config(None, [
-        f"method={method}", "seed=0", "data.benchmark=none", f"data.data_dir={a.data}",
-        f"data.target_domains=[{TARGET_DOMAIN}]", f"student.model={a.model}", f"student.max_length={a.seq}",
-        f"train.batch_size={a.batch}", f"train.max_steps={out_steps or a.warmup + a.steps}", f"train.precision={a.dtype}",
-        "train.log_every=1", "train.save_every=0", f"adversary.target_batch_size={a.target_batch}",
-        f"adversary.layer={a.adversary_layer}",
-    ])
+    return load_config(
+        None,
+        [
+            f"method={method}",
+            "seed=0",
+            "data.benchmark=none",
+            f"data.data_dir={a.data}",
+            f"data.target_domains=[{TARGET_DOMAIN}]",
+            f"student.model={a.model}",
+            f"student.max_length={a.seq}",
+            f"train.batch_size={a.batch}",
+            f"train.max_steps={out_steps or a.warmup + a.steps}",
+            f"train.precision={a.dtype}",
+            "train.log_every=1",
+            "train.save_every=0",
+            f"adversary.target_batch_size={a.target_batch}",
+            f"adversary.layer={a.adversary_layer}",
+        ],
+    )
 
 
 def bench_items(cfg):
@@ -126,23 +187,39 @@ def count_params(model_name: str) -> int:
 
 def _summary(step_s: list[float], real: list[int], labelled: list[int], padded: list[int], warmup: int) -> dict:
     """tokens/s over the measured steps (after `warmup`): real (non-pad) tokens, and labelled (supervised) tokens."""
-    measured = {"step_s": step_s[warmup:], "real": real[warmup:], "labelled": labelled[warmup:], "padded": padded[warmup:]}
+    measured = {
+        "step_s": step_s[warmup:],
+        "real": real[warmup:],
+        "labelled": labelled[warmup:],
+        "padded": padded[warmup:],
+    }
     return {**_rates(measured), "measured": measured, "step_s": [round(x, 4) for x in step_s]}
 
 
 def _rates(m: dict) -> dict:
     t = sum(m["step_s"])
-    return {"tokens_per_s": sum(m["real"]) / t, "supervised_tokens_per_s": sum(m["labelled"]) / t,
-            "step_s_median": statistics.median(m["step_s"]), "pad_fraction": 1 - sum(m["real"]) / sum(m["padded"])}
+    return {
+        "tokens_per_s": sum(m["real"]) / t,
+        "supervised_tokens_per_s": sum(m["labelled"]) / t,
+        "step_s_median": statistics.median(m["step_s"]),
+        "pad_fraction": 1 - sum(m["real"]) / sum(m["padded"]),
+    }
 
 
 def _pool(runs: list[dict]) -> dict:
     """One contender's rounds as one sample: measured steps pooled, the largest peak memory."""
     measured = {k: [x for r in runs for x in r["measured"][k]] for k in runs[0]["measured"]}
     peaks = [r["peak_gpu_gib"] for r in runs if r.get("peak_gpu_gib") is not None]
-    return {**runs[-1], **_rates(measured), "measured": measured, "rounds": len(runs),
-            "step_s": [r["step_s"] for r in runs], "wall_s": sum(r["wall_s"] for r in runs),
-            "peak_rss_gib": max(r["peak_rss_gib"] for r in runs), "peak_gpu_gib": max(peaks) if peaks else None}
+    return {
+        **runs[-1],
+        **_rates(measured),
+        "measured": measured,
+        "rounds": len(runs),
+        "step_s": [r["step_s"] for r in runs],
+        "wall_s": sum(r["wall_s"] for r in runs),
+        "peak_rss_gib": max(r["peak_rss_gib"] for r in runs),
+        "peak_gpu_gib": max(peaks) if peaks else None,
+    }
 
 
 def _patch_optimizer(patch: str) -> None:
@@ -151,7 +228,9 @@ def _patch_optimizer(patch: str) -> None:
         return
     import functools
 
-    torch.optim.AdamW = functools.partial(torch.optim.AdamW, **({"foreach": True} if patch == "adamw-foreach" else {"fused": True}))
+    torch.optim.AdamW = functools.partial(
+        torch.optim.AdamW, **({"foreach": True} if patch == "adamw-foreach" else {"fused": True})
+    )
 
 
 # --- workers (each runs in its own process) -------------------------------------------------------------
@@ -182,10 +261,14 @@ def prada_worker(a: argparse.Namespace, method: str) -> dict:
         labelled.append(sum(len(items[i].target_ids) for i in batch))
         padded.append(len(batch) * padded_length(max(lengths[i] for i in batch), cfg.student.pad_multiple))
     step_s = [n / r["tokens_per_s"] for n, r in zip(real, rows)]  # the loop logs real tokens / wall time per step
-    result = {**_summary(step_s, real, labelled, padded, a.warmup), "wall_s": wall, "final_lm_loss": rows[-1]["lm_loss"]}
+    result = {
+        **_summary(step_s, real, labelled, padded, a.warmup),
+        "wall_s": wall,
+        "final_lm_loss": rows[-1]["lm_loss"],
+    }
     if method == "prada":  # the adversary's target batches: backbone work ft-cot does not do
         target_padded = target_positions(cfg, tokenizer, data, len(rows))
-        result["target_token_fraction"] = sum(target_padded[a.warmup:]) / sum(padded[a.warmup:])
+        result["target_token_fraction"] = sum(target_padded[a.warmup :]) / sum(padded[a.warmup :])
     return result
 
 
@@ -196,8 +279,10 @@ def target_positions(cfg, tokenizer, data, steps: int) -> list[int]:
 
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
     batches = GroupedBatches(targets, target_batch_size(cfg), cfg.seed + TARGET_SEED_OFFSET, drop_last=True)
-    return [len(batches[s]) * padded_length(max(len(targets[i].prompt_ids) for i in batches[s]), cfg.student.pad_multiple)
-            for s in range(steps)]
+    return [
+        len(batches[s]) * padded_length(max(len(targets[i].prompt_ids) for i in batches[s]), cfg.student.pad_multiple)
+        for s in range(steps)
+    ]
 
 
 def target_layer_share(model: str, layer: int) -> float:
@@ -246,10 +331,21 @@ def hf_trainer_worker(a: argparse.Namespace) -> dict:
             ends.append(time.perf_counter())
 
     args = TrainingArguments(
-        output_dir=str(Path(a.workdir) / f"run-hf-trainer-r{a.round}"), per_device_train_batch_size=a.batch,
-        max_steps=a.warmup + a.steps, learning_rate=cfg.train.lr, weight_decay=0.0, max_grad_norm=cfg.train.max_grad_norm,
-        bf16=a.dtype == "bf16", use_cpu=device.type == "cpu", logging_steps=1, save_strategy="no", report_to="none",
-        disable_tqdm=True, remove_unused_columns=False, dataloader_pin_memory=device.type == "cuda", seed=0,
+        output_dir=str(Path(a.workdir) / f"run-hf-trainer-r{a.round}"),
+        per_device_train_batch_size=a.batch,
+        max_steps=a.warmup + a.steps,
+        learning_rate=cfg.train.lr,
+        weight_decay=0.0,
+        max_grad_norm=cfg.train.max_grad_norm,
+        bf16=a.dtype == "bf16",
+        use_cpu=device.type == "cpu",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_pin_memory=device.type == "cuda",
+        seed=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=items, data_collator=collator, callbacks=[StepTimes()])
     t0 = time.perf_counter()
@@ -258,9 +354,12 @@ def hf_trainer_worker(a: argparse.Namespace) -> dict:
     step_s = [b - e for e, b in zip(ends, ends[1:])]
     n = len(step_s)  # the dataloader may have collated one batch ahead
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {**_summary(step_s, real[:n], labelled[:n], padded[:n], a.warmup), "wall_s": wall,
-            "final_lm_loss": losses[-1] if losses else None,
-            "optimizer": args.optim.value if hasattr(args.optim, "value") else str(args.optim)}
+    return {
+        **_summary(step_s, real[:n], labelled[:n], padded[:n], a.warmup),
+        "wall_s": wall,
+        "final_lm_loss": losses[-1] if losses else None,
+        "optimizer": args.optim.value if hasattr(args.optim, "value") else str(args.optim),
+    }
 
 
 def profile_worker(a: argparse.Namespace) -> dict:
@@ -283,9 +382,12 @@ def profile_worker(a: argparse.Namespace) -> dict:
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "clip+optimizer": []}
 
     def step(s: int) -> None:
-        source = collate(items[(s * a.batch) % len(items):][: a.batch], tokenizer.pad_token_id, cfg.student.pad_multiple).to(device)
-        target = collate([targets[i] for i in target_batches[s]], tokenizer.pad_token_id,
-                         cfg.student.pad_multiple, with_labels=False).to(device)
+        source = collate(
+            items[(s * a.batch) % len(items) :][: a.batch], tokenizer.pad_token_id, cfg.student.pad_multiple
+        ).to(device)
+        target = collate(
+            [targets[i] for i in target_batches[s]], tokenizer.pad_token_id, cfg.student.pad_multiple, with_labels=False
+        ).to(device)
         t0 = time.perf_counter()
         with autocast:
             losses = student(source, target, 0.1)
@@ -316,8 +418,10 @@ def profile_worker(a: argparse.Namespace) -> dict:
     table = prof.key_averages().table(sort_by=sort, row_limit=30)
     (Path(a.workdir) / "profile-prada-step.txt").write_text(table)
     print(table, file=sys.stderr)
-    return {"phases_s_median": {k: statistics.median(v) for k, v in phases.items()},
-            "profile_table": str(Path(a.workdir) / "profile-prada-step.txt")}
+    return {
+        "phases_s_median": {k: statistics.median(v) for k, v in phases.items()},
+        "profile_table": str(Path(a.workdir) / "profile-prada-step.txt"),
+    }
 
 
 def worker_main(a: argparse.Namespace) -> None:
@@ -361,14 +465,41 @@ def main(argv: list[str] | None = None) -> dict:
         if not Path(a.ftcot12_source).is_dir():
             raise SystemExit(f"--ftcot12-source {a.ftcot12_source}: no such folder (a copy of ../shared/data)")
         tag = "ftcot12"
-    data = make_bench_data(work / f"data-{tag}", a.seq, n_train=n_train, lengths=a.lengths, tokenizer=tokenizer,
-                           ftcot12_source=Path(a.ftcot12_source))
+    data = make_bench_data(
+        work / f"data-{tag}",
+        a.seq,
+        n_train=n_train,
+        lengths=a.lengths,
+        tokenizer=tokenizer,
+        ftcot12_source=Path(a.ftcot12_source),
+    )
     device = pick_device()
     peak = matmul_peak_flops(a.dtype, device, seconds=1.0 if a.quick else 3.0)
     n_params = count_params(a.model)
-    common = ["--model", a.model, "--batch", str(a.batch), "--seq", str(a.seq), "--dtype", a.dtype, "--steps", str(a.steps),
-              "--warmup", str(a.warmup), "--workdir", str(work), "--data", str(data), "--lengths", a.lengths,
-              "--target-batch", str(a.target_batch), "--adversary-layer", str(a.adversary_layer)]
+    common = [
+        "--model",
+        a.model,
+        "--batch",
+        str(a.batch),
+        "--seq",
+        str(a.seq),
+        "--dtype",
+        a.dtype,
+        "--steps",
+        str(a.steps),
+        "--warmup",
+        str(a.warmup),
+        "--workdir",
+        str(work),
+        "--data",
+        str(data),
+        "--lengths",
+        a.lengths,
+        "--target-batch",
+        str(a.target_batch),
+        "--adversary-layer",
+        str(a.adversary_layer),
+    ]
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for name in names:
         if name not in CONTENDERS:
@@ -379,14 +510,24 @@ def main(argv: list[str] | None = None) -> dict:
         for name in names if r % 2 == 0 else names[::-1]:
             print(f"[train_throughput] {name} (round {r + 1}/{a.rounds}) ...", file=sys.stderr, flush=True)
             extra = ["--patch", a.patch] if a.patch and name != "hf-trainer" else []
-            res = run_worker(Path(__file__), [*common, *extra, "--round", str(r), "--worker", name], timeout=3600,
-                             log=work / f"worker-{name}-r{r}.log")
+            res = run_worker(
+                Path(__file__),
+                [*common, *extra, "--round", str(r), "--worker", name],
+                timeout=3600,
+                log=work / f"worker-{name}-r{r}.log",
+            )
             runs[name].append(res)
-            print(f"[train_throughput] {name}: {res['tokens_per_s']:.1f} tokens/s, median step {res['step_s_median']:.3f}s, "
-                  f"peak RSS {res['peak_rss_gib']:.2f} GiB", file=sys.stderr, flush=True)
+            print(
+                f"[train_throughput] {name}: {res['tokens_per_s']:.1f} tokens/s, median step {res['step_s_median']:.3f}s, "
+                f"peak RSS {res['peak_rss_gib']:.2f} GiB",
+                file=sys.stderr,
+                flush=True,
+            )
     results = {name: _pool(rs) for name, rs in runs.items()}
     if a.profile:
-        results["profile"] = run_worker(Path(__file__), [*common, "--worker", "profile"], timeout=3600, log=work / "worker-profile.log")
+        results["profile"] = run_worker(
+            Path(__file__), [*common, "--worker", "profile"], timeout=3600, log=work / "worker-profile.log"
+        )
     peak2 = matmul_peak_flops(a.dtype, device, seconds=1.0 if a.quick else 3.0)  # again: a shared machine drifts
     peak = max(peak, peak2)
 
@@ -399,14 +540,28 @@ def main(argv: list[str] | None = None) -> dict:
     prada_tps = get("prada", "tokens_per_s")
     flops = 6 * n_params * prada_tps if prada_tps else None
     out = {
-        "benchmark": "train_throughput", "model": a.model, "dtype": a.dtype, "device": device.type, "machine": machine(),
-        "batch": a.batch, "target_batch": a.target_batch or a.batch,
-        "adversary_layer": a.adversary_layer, "seq": a.seq, "lengths": a.lengths, "patch": a.patch or None,
-        "warmup_steps": a.warmup, "measured_steps": a.steps, "rounds": a.rounds, "quick": a.quick,
+        "benchmark": "train_throughput",
+        "model": a.model,
+        "dtype": a.dtype,
+        "device": device.type,
+        "machine": machine(),
+        "batch": a.batch,
+        "target_batch": a.target_batch or a.batch,
+        "adversary_layer": a.adversary_layer,
+        "seq": a.seq,
+        "lengths": a.lengths,
+        "patch": a.patch or None,
+        "warmup_steps": a.warmup,
+        "measured_steps": a.steps,
+        "rounds": a.rounds,
+        "quick": a.quick,
         "params": n_params,
-        "prada_tokens_per_s": prada_tps, "ftcot_tokens_per_s": get("ft-cot", "tokens_per_s"),
+        "prada_tokens_per_s": prada_tps,
+        "ftcot_tokens_per_s": get("ft-cot", "tokens_per_s"),
         "hf_trainer_tokens_per_s": get("hf-trainer", "tokens_per_s"),
-        "supervised_tokens_per_s": {k: v["supervised_tokens_per_s"] for k, v in results.items() if "supervised_tokens_per_s" in v},
+        "supervised_tokens_per_s": {
+            k: v["supervised_tokens_per_s"] for k, v in results.items() if "supervised_tokens_per_s" in v
+        },
         "pad_fraction": {k: round(v["pad_fraction"], 4) for k, v in results.items() if "pad_fraction" in v},
         "prada_vs_hf_trainer": ratio(prada_tps, get("hf-trainer", "tokens_per_s")),
         "ftcot_vs_hf_trainer": ratio(get("ft-cot", "tokens_per_s"), get("hf-trainer", "tokens_per_s")),
@@ -415,12 +570,17 @@ def main(argv: list[str] | None = None) -> dict:
         # this much more backbone work than ft-cot's, so the step-time ratio cannot fall far below 1 + it
         "prada_target_token_fraction": get("prada", "target_token_fraction"),
         # ... times the share of the decoder layers the target pass runs (all of them at the top layer)
-        "prada_target_work_fraction": (get("prada", "target_token_fraction") * target_layer_share(a.model, a.adversary_layer)
-                                       if get("prada", "target_token_fraction") is not None else None),
+        "prada_target_work_fraction": (
+            get("prada", "target_token_fraction") * target_layer_share(a.model, a.adversary_layer)
+            if get("prada", "target_token_fraction") is not None
+            else None
+        ),
         "step_s_median": {k: v["step_s_median"] for k, v in results.items() if "step_s_median" in v},
         "peak_rss_gib": get("prada", "peak_rss_gib"),
         "peak_rss_gib_by_contender": {k: round(v["peak_rss_gib"], 3) for k, v in results.items()},
-        "peak_gpu_gib_by_contender": {k: v.get("peak_gpu_gib") for k, v in results.items()} if device.type == "cuda" else None,
+        "peak_gpu_gib_by_contender": {k: v.get("peak_gpu_gib") for k, v in results.items()}
+        if device.type == "cuda"
+        else None,
         "matmul_peak_tflops": peak / 1e12,
         "prada_tflops": flops / 1e12 if flops else None,
         "flop_fraction_of_peak": flops / peak if flops else None,

@@ -17,7 +17,20 @@ def test_help(name, capsys):
 
 
 def test_bad_override_is_one_line_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "prada", "train", "--config", "configs/tiny.yaml", "adversary.lambda_mx=1",
-                        "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prada",
+            "train",
+            "--config",
+            "configs/tiny.yaml",
+            "adversary.lambda_mx=1",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "adversary.lambda_mx: unknown key" in r.stderr and "Traceback" not in r.stderr

@@ -1,8 +1,8 @@
 import pytest
+from tiny import REPO, TINY_YAML
 
 from prada.config import load_config
 from prada.errors import ConfigError
-from tiny import REPO, TINY_YAML
 
 
 def test_precedence_yaml_then_overrides():
@@ -11,14 +11,17 @@ def test_precedence_yaml_then_overrides():
     assert cfg.data.target_domains == ["symbolic"] and cfg.prompt.encoder == "lstm"
 
 
-@pytest.mark.parametrize("override, key", [
-    ("method=magic", "method"),
-    ("train.lr=fast", "train.lr"),
-    ("train.max_steps=1.5", "train.max_steps"),
-    ("nope=1", "nope"),
-    ("prompt.encoder=gru", "prompt.encoder"),
-    ("train.batch_size=0", "train.batch_size"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("method=magic", "method"),
+        ("train.lr=fast", "train.lr"),
+        ("train.max_steps=1.5", "train.max_steps"),
+        ("nope=1", "nope"),
+        ("prompt.encoder=gru", "prompt.encoder"),
+        ("train.batch_size=0", "train.batch_size"),
+    ],
+)
 def test_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(TINY_YAML, [override])

@@ -34,8 +34,14 @@ def experiment(tmp_path_factory):
     """tiny-run with its prada run killed right after its first checkpoint, then `prada run` to the end."""
     out = tmp_path_factory.mktemp("runs")
     # smaller than tiny-run.yaml where it does not matter: fewer test questions and tokens, fewer resamples
-    overrides = [f"out_dir={out}", "train.max_steps=8", "data.max_test_per_dataset=4", "eval.max_new_tokens=12",
-                 "explain_per_dataset=8", "bootstrap=200"]
+    overrides = [
+        f"out_dir={out}",
+        "train.max_steps=8",
+        "data.max_test_per_dataset=4",
+        "eval.max_new_tokens=12",
+        "explain_per_dataset=8",
+        "bootstrap=200",
+    ]
     exp = load_experiment(TINY_RUN, overrides)
     killed = next(r for r in plan_runs(exp, out / exp.name) if r.method == "prada")
     real_save = loop.save_checkpoint
@@ -87,7 +93,11 @@ def test_interrupted_run_resumes(experiment):
 
 def test_rerun_reuses_finished_runs(experiment):
     root, _, _, overrides = experiment
-    watched = [p for p in (root / "runs").rglob("*") if p.name in ("train_done.json", "eval.json", "explain.json", "model.safetensors")]
+    watched = [
+        p
+        for p in (root / "runs").rglob("*")
+        if p.name in ("train_done.json", "eval.json", "explain.json", "model.safetensors")
+    ]
     before = {p: p.stat().st_mtime_ns for p in watched}
     lines: list[str] = []
     with mock.patch.object(loop, "train", side_effect=AssertionError("retrained")):
@@ -122,7 +132,9 @@ def test_experiment_configs_load_and_plan(path, tmp_path):
 
 
 def test_protocols_and_overrides(tmp_path):
-    exp = load_experiment(TINY_RUN, ["folds=", "seeds=[0,1]", "train.max_steps=3", "method_overrides.prada.adversary.lambda_max=0.3"])
+    exp = load_experiment(
+        TINY_RUN, ["folds=", "seeds=[0,1]", "train.max_steps=3", "method_overrides.prada.adversary.lambda_max=0.3"]
+    )
     folds = plan_folds(exp)
     assert [f[0] for f in folds] == ["arithmetic", "other", "symbolic"]  # every domain of the selected data
     runs = plan_runs(exp, tmp_path)
@@ -133,24 +145,29 @@ def test_protocols_and_overrides(tmp_path):
     ind = load_experiment(TINY_RUN, ["protocol=in-domain", "folds="])
     (run,) = [r for r in plan_runs(ind, tmp_path) if r.method == "prada"]
     assert run.fold == "in-domain" and run.config.data.target_domains == []
-    exp = load_experiment(TINY_RUN, ["protocol=explicit", "folds=", "source_domains=[arithmetic]", "target_domains=[symbolic]"])
+    exp = load_experiment(
+        TINY_RUN, ["protocol=explicit", "folds=", "source_domains=[arithmetic]", "target_domains=[symbolic]"]
+    )
     (run,) = [r for r in plan_runs(exp, tmp_path) if r.method == "prada"]
     assert run.fold == "symbolic" and run.config.data.source_domains == ["arithmetic"]
 
 
-@pytest.mark.parametrize("override, key", [
-    (["protocol=sideways"], "protocol"),
-    (["methods=[prada,nope]"], "methods"),
-    (["base.train.bogus=1"], "base.train.bogus"),
-    (["train.batch_size=0"], "base.train.batch_size"),
-    (["method_overrides.prada.adversary.lambda_max=high"], "method_overrides.prada.adversary.lambda_max"),
-    (["method_overrides.dann.adversary.lambda_max=0.2"], "method_overrides.dann"),
-    (["base.method=prada"], "base.method"),
-    (["seeds=[]"], "seeds"),
-    (["folds=[nowhere]"], "folds"),
-    (["protocol=explicit", "folds="], "target_domains"),
-    (["frobnicate=1"], "frobnicate"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        (["protocol=sideways"], "protocol"),
+        (["methods=[prada,nope]"], "methods"),
+        (["base.train.bogus=1"], "base.train.bogus"),
+        (["train.batch_size=0"], "base.train.batch_size"),
+        (["method_overrides.prada.adversary.lambda_max=high"], "method_overrides.prada.adversary.lambda_max"),
+        (["method_overrides.dann.adversary.lambda_max=0.2"], "method_overrides.dann"),
+        (["base.method=prada"], "base.method"),
+        (["seeds=[]"], "seeds"),
+        (["folds=[nowhere]"], "folds"),
+        (["protocol=explicit", "folds="], "target_domains"),
+        (["frobnicate=1"], "frobnicate"),
+    ],
+)
 def test_validation_names_the_key(override, key, tmp_path):
     with pytest.raises(ConfigError, match=f"^{key}"):
         plan_runs(load_experiment(TINY_RUN, override), tmp_path)

@@ -27,8 +27,14 @@ def _teach(a: argparse.Namespace) -> None:
     from prada.teacher.zeroshot_cot import teach
 
     stats = teach(
-        Path(a.data), a.teacher, samples=a.samples, temperature=a.temperature,
-        concurrency=a.concurrency, max_tries=a.max_tries, keep_incorrect=a.keep_incorrect, datasets=a.datasets,
+        Path(a.data),
+        a.teacher,
+        samples=a.samples,
+        temperature=a.temperature,
+        concurrency=a.concurrency,
+        max_tries=a.max_tries,
+        keep_incorrect=a.keep_incorrect,
+        datasets=a.datasets,
     )
     print(f"teacher {a.teacher}: {stats}")
 
@@ -70,7 +76,9 @@ def _run(a: argparse.Namespace) -> None:
 
 def _add_data_build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", default="ftcot12", choices=["ftcot12"])
-    p.add_argument("--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)")
+    p.add_argument(
+        "--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)"
+    )
     p.add_argument("--cache-dir", default=None, help="download cache (default ~/.cache/prada/downloads)")
     p.add_argument("--out", required=True)
 
@@ -168,7 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as e:
         done = f" ({e})" if str(e) else ""
         if args.command == "train" and (args.resume or args.out):
-            print(f"prada: interrupted{done}; continue with `prada train --resume {args.resume or args.out}`", file=sys.stderr)
+            print(
+                f"prada: interrupted{done}; continue with `prada train --resume {args.resume or args.out}`",
+                file=sys.stderr,
+            )
         else:
             print(f"prada: interrupted{done}; rerun the same command to continue", file=sys.stderr)
         sys.exit(130)

@@ -212,12 +212,37 @@ def validate(cfg: RunConfig) -> None:
 
 
 # Range rules (a value outside them would crash or silently misbehave deep inside training).
-_AT_LEAST_ONE = ("train.batch_size", "train.grad_accum", "train.log_every", "eval.batch_size", "eval.max_new_tokens",
-                 "student.max_length", "student.pad_multiple", "prompt.num_virtual_tokens", "prompt.encoder_hidden_size",
-                 "adversary.hidden_size", "lora.r", "data.max_rationales_per_question")
-_NON_NEGATIVE = ("train.max_steps", "train.save_every", "train.save_every_minutes", "train.warmup_steps", "train.threads", "train.lr",
-                 "train.weight_decay", "train.max_grad_norm", "prompt.lr", "adversary.lr", "adversary.lambda_max",
-                 "adversary.gamma", "adversary.target_batch_size", "data.max_train_per_dataset", "data.max_test_per_dataset")
+_AT_LEAST_ONE = (
+    "train.batch_size",
+    "train.grad_accum",
+    "train.log_every",
+    "eval.batch_size",
+    "eval.max_new_tokens",
+    "student.max_length",
+    "student.pad_multiple",
+    "prompt.num_virtual_tokens",
+    "prompt.encoder_hidden_size",
+    "adversary.hidden_size",
+    "lora.r",
+    "data.max_rationales_per_question",
+)
+_NON_NEGATIVE = (
+    "train.max_steps",
+    "train.save_every",
+    "train.save_every_minutes",
+    "train.warmup_steps",
+    "train.threads",
+    "train.lr",
+    "train.weight_decay",
+    "train.max_grad_norm",
+    "prompt.lr",
+    "adversary.lr",
+    "adversary.lambda_max",
+    "adversary.gamma",
+    "adversary.target_batch_size",
+    "data.max_train_per_dataset",
+    "data.max_test_per_dataset",
+)
 _FINITE = ("lora.alpha",)
 
 
@@ -301,12 +326,16 @@ def parse_overrides(overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 section = ".".join(parts[: i + 1])
-                raise ConfigError(f"override {item!r}: {section} was already given a value; set either {section}=... or {section}.KEY=...")
+                raise ConfigError(
+                    f"override {item!r}: {section} was already given a value; set either {section}=... or {section}.KEY=..."
+                )
         node[parts[-1]] = value
     return nested
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> RunConfig:
     """Build a RunConfig from defaults, an optional base dict, a YAML file and key=value overrides."""
     raw: dict = {}
     if base:

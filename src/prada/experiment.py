@@ -180,11 +180,15 @@ def validate_experiment(exp: ExperimentConfig) -> None:
     base_data = exp.base.get("data") or {}
     for key in ("source_domains", "target_domains"):
         if base_data.get(key):
-            raise ConfigError(f"base.data.{key}: set by the protocol; use the top-level `{key}` (protocol: explicit) or `folds`")
+            raise ConfigError(
+                f"base.data.{key}: set by the protocol; use the top-level `{key}` (protocol: explicit) or `folds`"
+            )
     if exp.protocol == "leave-one-domain-out":
         for key in ("source_domains", "target_domains"):
             if getattr(exp, key):
-                raise ConfigError(f"{key}: only for protocol explicit (leave-one-domain-out picks targets from `folds`)")
+                raise ConfigError(
+                    f"{key}: only for protocol explicit (leave-one-domain-out picks targets from `folds`)"
+                )
     else:
         if exp.folds:
             raise ConfigError(f"folds: only for protocol leave-one-domain-out (protocol is {exp.protocol})")
@@ -227,7 +231,9 @@ def data_domains(cfg: RunConfig) -> list[str]:
     else:  # custom folders or dataset keys: read the selected data once
         from prada.distill.dataset import load_distillation_set
 
-        found = set(load_distillation_set(dataclasses.replace(d, source_domains=[], target_domains=[]), cfg.seed).domains)
+        found = set(
+            load_distillation_set(dataclasses.replace(d, source_domains=[], target_domains=[]), cfg.seed).domains
+        )
         return _ordered(found)
     if d.train_files or d.test_files:
         from prada.data.schema import read_examples
@@ -351,7 +357,9 @@ def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
 
 
 def run_experiment(
-    config: str | Path | None = None, overrides: list[str] | None = None, progress: bool = True,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    progress: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> Path:
     """Run the whole experiment (data, every run, explain, report); returns OUT_DIR/<name>/.
@@ -368,12 +376,19 @@ def run_experiment(
         check_not_stale(run)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "experiment.yaml", yaml.safe_dump(dataclasses.asdict(exp), sort_keys=False))
-    say(f"experiment {exp.name}: {len(runs)} runs ({exp.protocol}; methods {', '.join(exp.methods)}; "
-        f"folds {', '.join(sorted({r.fold for r in runs}))}; seeds {exp.seeds}) -> {root}")
+    say(
+        f"experiment {exp.name}: {len(runs)} runs ({exp.protocol}; methods {', '.join(exp.methods)}; "
+        f"folds {', '.join(sorted({r.fold for r in runs}))}; seeds {exp.seeds}) -> {root}"
+    )
     prepare_data(runs, say)
     for i, run in enumerate(runs, 1):
         head = f"[{i}/{len(runs)}] {run.method} fold={run.fold} seed={run.seed}"
-        done = execute_run(run, exp.explain_per_dataset if exp.explain else None, progress, lambda stage: say(f"{head}: {stage}"))
+        done = execute_run(
+            run,
+            exp.explain_per_dataset if exp.explain else None,
+            progress,
+            lambda stage, head=head: say(f"{head}: {stage}"),
+        )
         say(f"{head}: {done}")
     say("[report] writing results.json, report.md and plots")
     write_report(root, runs, exp)

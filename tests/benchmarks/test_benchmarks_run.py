@@ -14,9 +14,19 @@ def _last_json(args: list[str]) -> dict:
 
 
 def test_train_throughput_quick(tmp_path):
-    out = _last_json(["benchmarks/train_throughput.py", "--quick", "--steps", "2", "--rounds", "2", "--workdir", str(tmp_path)])
-    for key in ("model", "dtype", "prada_tokens_per_s", "hf_trainer_tokens_per_s", "prada_vs_hf_trainer",
-                "prada_vs_ftcot_step_time", "peak_rss_gib", "flop_fraction_of_peak"):
+    out = _last_json(
+        ["benchmarks/train_throughput.py", "--quick", "--steps", "2", "--rounds", "2", "--workdir", str(tmp_path)]
+    )
+    for key in (
+        "model",
+        "dtype",
+        "prada_tokens_per_s",
+        "hf_trainer_tokens_per_s",
+        "prada_vs_hf_trainer",
+        "prada_vs_ftcot_step_time",
+        "peak_rss_gib",
+        "flop_fraction_of_peak",
+    ):
         assert out[key] is not None, key
     assert out["rounds"] == 2 and out["prada_tokens_per_s"] > 0 and 0 < out["flop_fraction_of_peak"] < 1
     assert out["prada_target_token_fraction"] > 0  # the adversary's target batches, relative to the source's
@@ -24,8 +34,22 @@ def test_train_throughput_quick(tmp_path):
 
 
 def test_eval_throughput_quick(tmp_path):
-    out = _last_json(["benchmarks/eval_throughput.py", "--quick", "--model", "tiny-random", "--dtype", "fp32", "--prompts", "4",
-                      "--max-new-tokens", "8", "--workdir", str(tmp_path)])
+    out = _last_json(
+        [
+            "benchmarks/eval_throughput.py",
+            "--quick",
+            "--model",
+            "tiny-random",
+            "--dtype",
+            "fp32",
+            "--prompts",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
     for key in ("model", "prada_eval_tokens_per_s", "naive_tokens_per_s", "eval_vs_naive", "same_predictions"):
         assert out[key] is not None, key
     assert out["same_predictions"] is True  # fp32: batched greedy decoding must give the per-example tokens

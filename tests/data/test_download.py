@@ -63,7 +63,8 @@ def test_fetch_downloads_once_verifies_and_caches(shared_data, serve, tmp_path):
     fetch(f"{base}/{SOURCES[SMALL].raw}", FILES[SOURCES[SMALL].raw], cache, progress=False)
     assert len(requests) == 3  # served from the cache
     assert sorted(p.name for p in _files_in(cache)) == sorted(
-        cache_path(f"{base}/{r}", FILES[r], cache).name for r in (SOURCES[SMALL].raw, SOURCES[SMALL].log, SOURCES[SMALL].split)
+        cache_path(f"{base}/{r}", FILES[r], cache).name
+        for r in (SOURCES[SMALL].raw, SOURCES[SMALL].log, SOURCES[SMALL].split)
     )
 
 

@@ -14,16 +14,33 @@ from prada.evaluation.extract import is_correct
 
 # Fine-tune-CoT's split sizes for the nine small datasets; 70/30 of the evaluation file for the rest.
 SIZES = {
-    "addsub": (276, 119), "coin_flip": (350, 150), "date_understanding": (258, 111),
-    "last_letter_concatenation": (350, 150), "multiarith": (420, 180), "single_eq": (356, 152),
-    "strategy_qa": (1603, 687), "svamp": (700, 300), "tracking_shuffled_objects": (525, 225),
-    "gsm8k": (923, 396), "aqua": (178, 76), "commonsense_qa": (855, 366),
+    "addsub": (276, 119),
+    "coin_flip": (350, 150),
+    "date_understanding": (258, 111),
+    "last_letter_concatenation": (350, 150),
+    "multiarith": (420, 180),
+    "single_eq": (356, 152),
+    "strategy_qa": (1603, 687),
+    "svamp": (700, 300),
+    "tracking_shuffled_objects": (525, 225),
+    "gsm8k": (923, 396),
+    "aqua": (178, 76),
+    "commonsense_qa": (855, 366),
 }
 # Accuracy each log prints at its end (its own scoring, pred_after == GT).
 LOG_ACCURACY = {
-    "addsub": 69.62, "aqua": 33.46, "coin_flip": 91.40, "commonsense_qa": 64.62, "date_understanding": 67.48,
-    "gsm8k": 40.71, "last_letter_concatenation": 57.60, "multiarith": 78.67, "tracking_shuffled_objects": 52.40,
-    "single_eq": 77.95, "strategy_qa": 54.76, "svamp": 62.10,
+    "addsub": 69.62,
+    "aqua": 33.46,
+    "coin_flip": 91.40,
+    "commonsense_qa": 64.62,
+    "date_understanding": 67.48,
+    "gsm8k": 40.71,
+    "last_letter_concatenation": 57.60,
+    "multiarith": 78.67,
+    "tracking_shuffled_objects": 52.40,
+    "single_eq": 77.95,
+    "strategy_qa": 54.76,
+    "svamp": 62.10,
 }
 # Our extraction reads fractions ("9/10") and compares numbers as floats, which the log's string
 # comparison missed; everywhere else it agrees with the log within a point.
@@ -42,7 +59,14 @@ def test_writes_all_twelve_with_summary(built):
     assert set(summary["datasets"]) == set(FTCOT12)
     assert json.loads((out / "summary.json").read_text()) == summary
     for key, row in summary["datasets"].items():
-        assert {"domain", "n_train", "n_test", "n_train_with_correct_rationale", "teacher_accuracy", "n_unmatched"} <= set(row)
+        assert {
+            "domain",
+            "n_train",
+            "n_test",
+            "n_train_with_correct_rationale",
+            "teacher_accuracy",
+            "n_unmatched",
+        } <= set(row)
         assert row["domain"] == FTCOT12[key].domain
         assert (row["n_train"], row["n_test"]) == SIZES[key], key
         assert row["n_unmatched"] == 0, key
@@ -74,7 +98,10 @@ def test_items_are_valid_and_carry_matched_rationales(built, shared_data):
             assert len(e.rationales) == 1 and e.rationales[0].teacher == "text-davinci-002/zero-shot-cot"
             n_correct += e.rationales[0].correct
         assert round(100 * n_correct / len(ids), 2) == summary["datasets"][key]["teacher_accuracy"]
-        assert sum(any(r.correct for r in e.rationales) for e in train) == summary["datasets"][key]["n_train_with_correct_rationale"]
+        assert (
+            sum(any(r.correct for r in e.rationales) for e in train)
+            == summary["datasets"][key]["n_train_with_correct_rationale"]
+        )
 
 
 @pytest.mark.parametrize("key", sorted(FTCOT12))

@@ -25,12 +25,26 @@ def built(tmp_path_factory):
 def test_layout_summary_and_read_back(built):
     out, summary = built
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert set(summary["datasets"]) == set(KEYS) == {
-        "synth_arithmetic", "synth_last_letter", "synth_coin_flip", "synth_tracking", "synth_date",
-        "synth_commonsense"}
+    assert (
+        set(summary["datasets"])
+        == set(KEYS)
+        == {
+            "synth_arithmetic",
+            "synth_last_letter",
+            "synth_coin_flip",
+            "synth_tracking",
+            "synth_date",
+            "synth_commonsense",
+        }
+    )
     for key, row in summary["datasets"].items():
-        assert row == {"domain": SYNTH[key].domain, "n_train": 40, "n_test": 15,
-                       "n_train_with_correct_rationale": 40, "teacher_accuracy": 100.0}
+        assert row == {
+            "domain": SYNTH[key].domain,
+            "n_train": 40,
+            "n_test": 15,
+            "n_train_with_correct_rationale": 40,
+            "teacher_accuracy": 100.0,
+        }
         assert row["domain"] in DOMAINS
         for split, n in (("train", 40), ("test", 15)):
             examples = read_examples(out / key / f"{split}.jsonl")
@@ -135,8 +149,11 @@ def _tracking(q: str) -> str:
         have[person] = item
     for a, b in re.findall(r"(?:First|Then|Finally), (\w+) and (\w+) ", q):
         have[a], have[b] = have[b], have[a]
-    m = re.search(r"At the end of the \w+, (?:which \w+ does (\w+) have|who is (\w+) dancing with|"
-                  r"which position is (\w+) playing)\?", q)
+    m = re.search(
+        r"At the end of the \w+, (?:which \w+ does (\w+) have|who is (\w+) dancing with|"
+        r"which position is (\w+) playing)\?",
+        q,
+    )
     asked = next(g for g in m.groups() if g)
     return next(letter for letter, o in options.items() if o == have[asked])
 
@@ -163,7 +180,9 @@ def _date(q: str) -> str:
         day = today + dt.timedelta(days=_days(m.group(1)) * (-1 if m.group(2) == "ago" else 1))
     else:
         events: dict[str, dt.date] = {}
-        for ev, a, how, ref in re.findall(rf"(The \w+) (?:was|is) {amt} (ago|from today|before|after)(?: (the \w+))?\.", q):
+        for ev, a, how, ref in re.findall(
+            rf"(The \w+) (?:was|is) {amt} (ago|from today|before|after)(?: (the \w+))?\.", q
+        ):
             base = today if ref == "" else events[ref.lower()]
             events[ev.lower()] = base + dt.timedelta(days=_days(a) * (-1 if how in ("ago", "before") else 1))
         day = events[re.search(r"What is the date of (the \w+) in", q).group(1)]
@@ -171,8 +190,13 @@ def _date(q: str) -> str:
     return letter
 
 
-RECOMPUTE = {"synth_last_letter": _last_letter, "synth_coin_flip": _coin_flip, "synth_arithmetic": _arithmetic,
-             "synth_tracking": _tracking, "synth_date": _date}
+RECOMPUTE = {
+    "synth_last_letter": _last_letter,
+    "synth_coin_flip": _coin_flip,
+    "synth_arithmetic": _arithmetic,
+    "synth_tracking": _tracking,
+    "synth_date": _date,
+}
 
 
 @pytest.mark.parametrize("key", sorted(RECOMPUTE))
@@ -195,17 +219,27 @@ def test_arithmetic_rationale_equations_hold_and_end_on_answer():
 
 def test_date_rationale_steps_are_calendar_true():
     for e in generate("synth_date", 80, seed=5, difficulty=2):
-        for n, how, a, b in re.findall(r"(\d+) days? (before|after) (\d\d/\d\d/\d{4}) is (\d\d/\d\d/\d{4})", e.rationales[0].text):
+        for n, how, a, b in re.findall(
+            r"(\d+) days? (before|after) (\d\d/\d\d/\d{4}) is (\d\d/\d\d/\d{4})", e.rationales[0].text
+        ):
             sign = -1 if how == "before" else 1
             assert _parse_date(a) + dt.timedelta(days=sign * int(n)) == _parse_date(b)
 
 
 # Facts checked by hand here, independently of the generator's table.
 KNOWN = {
-    "Can a bat fly?": "yes", "Can an emperor penguin fly?": "no", "Can an ostrich fly?": "no",
-    "Can a hummingbird fly?": "yes", "Does a platypus lay eggs?": "yes", "Does a cat lay eggs?": "no",
-    "Does a crocodile lay eggs?": "yes", "Is a blue whale a fish?": "no", "Is a blue whale a mammal?": "yes",
-    "Is a spider an insect?": "no", "Is a bat a bird?": "no", "Is a dolphin a mammal?": "yes",
+    "Can a bat fly?": "yes",
+    "Can an emperor penguin fly?": "no",
+    "Can an ostrich fly?": "no",
+    "Can a hummingbird fly?": "yes",
+    "Does a platypus lay eggs?": "yes",
+    "Does a cat lay eggs?": "no",
+    "Does a crocodile lay eggs?": "yes",
+    "Is a blue whale a fish?": "no",
+    "Is a blue whale a mammal?": "yes",
+    "Is a spider an insect?": "no",
+    "Is a bat a bird?": "no",
+    "Is a dolphin a mammal?": "yes",
 }
 MASS_ORDER = ["mouse", "cat", "horse", "elephant", "blue whale"]  # clearly increasing typical adult mass
 

@@ -39,6 +39,6 @@ def test_grouped_batches_pad_less_than_random_ones():
     grouped = sum(_padded(items, g[s]) for s in range(g.per_epoch))
     rng = random.Random(0)
     order = rng.sample(range(512), 512)
-    shuffled = sum(_padded(items, order[i:i + 8]) for i in range(0, 512, 8))
+    shuffled = sum(_padded(items, order[i : i + 8]) for i in range(0, 512, 8))
     real = sum(len(i.prompt_ids) for i in items)
     assert 1 - real / grouped < 0.15 < 1 - real / shuffled

@@ -30,16 +30,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from tiny import make_synth, tiny_config
 
 from prada.config import load_config
 from prada.distill.collate import build_train_items, collate
 from prada.distill.dataset import load_distillation_set
-from safetensors.torch import load_file
-
 from prada.train.backbones import resolve_model
 from prada.train.loop import train
 from prada.train.student import load_student
-from tiny import make_synth, tiny_config
 
 STEPS = 12
 UPDATE_TOL = 0.2  # |dW_2proc - dW_1proc| / |dW_1proc|; measured 0.05 (a lone rank: 0.98, another seed: 0.43)
@@ -88,17 +87,50 @@ def cache_and_data(tmp_path_factory):
 @pytest.mark.parametrize("layer", [-1, 1], ids=["features-top", "features-layer1-target-pass-stops-early"])
 def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
     env, synth, model = cache_and_data
-    overrides = ["method=prada", f"data.data_dir={synth}", f"train.max_steps={STEPS}", "train.save_every=0",
-                 f"adversary.layer={layer}"]
+    overrides = [
+        "method=prada",
+        f"data.data_dir={synth}",
+        f"train.max_steps={STEPS}",
+        "train.save_every=0",
+        f"adversary.layer={layer}",
+    ]
     # --- 2 processes x batch 4 (gloo on CPU), launched by flags only: HF_HOME points at an empty folder so
     # no ~/.cache/huggingface/accelerate/default_config.yaml can change the launch
-    env = {**env, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    env = {
+        **env,
+        "ACCELERATE_USE_CPU": "true",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
     two = tmp_path / "two"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
-           "--main_process_port", str(_free_port()),
-           "-m", "prada", "train", "--config", str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"),
-           *overrides, "train.batch_size=4", "--out", str(two)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "1",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "prada",
+        "train",
+        "--config",
+        str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"),
+        *overrides,
+        "train.batch_size=4",
+        "--out",
+        str(two),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -126,7 +158,9 @@ def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
     d2, d1 = _backbone_update(two, init), _backbone_update(one, init)
     update_diff = float((d2 - d1).norm() / d1.norm())
     final2, final1 = _dataset_loss(two), _dataset_loss(one)
-    print(f"2-proc run {seconds:.1f}s; |dW2-dW1|/|dW1|={update_diff:.3f}; training-set lm_loss 2x4={final2:.4f} "
-          f"1x8={final1:.4f}; last-3 logged {last2:.4f} vs {last1:.4f}")
+    print(
+        f"2-proc run {seconds:.1f}s; |dW2-dW1|/|dW1|={update_diff:.3f}; training-set lm_loss 2x4={final2:.4f} "
+        f"1x8={final1:.4f}; last-3 logged {last2:.4f} vs {last1:.4f}"
+    )
     assert update_diff < UPDATE_TOL, "2-process updates differ from the 1-process run: gradients or batches not shared"
     assert final2 == pytest.approx(final1, rel=LOSS_TOL)

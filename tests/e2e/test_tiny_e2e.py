@@ -18,7 +18,11 @@ def test_first_losses_are_pinned(synth_dir, tmp_path):
     from prada.config import load_config
     from prada.train.loop import train
 
-    run = train(load_config("configs/tiny.yaml", [f"data.data_dir={synth_dir}", "train.max_steps=2"]), tmp_path / "r", progress=False)
+    run = train(
+        load_config("configs/tiny.yaml", [f"data.data_dir={synth_dir}", "train.max_steps=2"]),
+        tmp_path / "r",
+        progress=False,
+    )
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["lm_loss"] for r in log] == pytest.approx(PINNED_LM_LOSS, abs=1e-4)
     assert [r["domain_loss"] for r in log] == pytest.approx(PINNED_DOMAIN_LOSS, abs=1e-4)
@@ -28,8 +32,21 @@ def test_first_losses_are_pinned(synth_dir, tmp_path):
 def test_train_then_eval(method, synth_dir, tmp_path):
     run = tmp_path / method
     cmd = [sys.executable, "-m", "prada"]
-    r = subprocess.run([*cmd, "train", "--config", "configs/tiny.yaml", f"method={method}", f"data.data_dir={synth_dir}",
-                        "train.max_steps=6", "--out", str(run)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            *cmd,
+            "train",
+            "--config",
+            "configs/tiny.yaml",
+            f"method={method}",
+            f"data.data_dir={synth_dir}",
+            "train.max_steps=6",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     r = subprocess.run([*cmd, "eval", "--run", str(run)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -53,10 +70,15 @@ def test_eval_on_a_custom_file(synth_dir, tmp_path):
     from prada.train.loop import train
 
     custom = tmp_path / "custom.jsonl"
-    custom.write_text('{"question": "What is 1 + 1?", "answer": "2", "answer_type": "number"}\n'
-                      '{"question": "Is the sky green?", "answer": "no", "answer_type": "yes_no"}\n')
-    run = train(load_config("configs/tiny.yaml", [f"data.data_dir={synth_dir}", "method=ft-cot", "train.max_steps=2"]),
-                tmp_path / "run", progress=False)
+    custom.write_text(
+        '{"question": "What is 1 + 1?", "answer": "2", "answer_type": "number"}\n'
+        '{"question": "Is the sky green?", "answer": "no", "answer_type": "yes_no"}\n'
+    )
+    run = train(
+        load_config("configs/tiny.yaml", [f"data.data_dir={synth_dir}", "method=ft-cot", "train.max_steps=2"]),
+        tmp_path / "run",
+        progress=False,
+    )
     from prada.evaluation.evaluate import evaluate_run
 
     result, path = evaluate_run(run, data=str(custom), out=str(tmp_path / "custom_eval.json"), progress=False)

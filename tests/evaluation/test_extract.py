@@ -63,7 +63,14 @@ def test_extract_answer(text, answer_type, choices, expected):
 TEACHER = [
     # gsm8k
     (" $40,000.", "number", None, "40000", "40,000", True),
-    (": \n\nBob will need to spend $14.00 to buy enough popsicles to build his project.", "number", None, "14", "14", True),
+    (
+        ": \n\nBob will need to spend $14.00 to buy enough popsicles to build his project.",
+        "number",
+        None,
+        "14",
+        "14",
+        True,
+    ),
     # SingleEq / AddSub: fractions and leading-dot decimals, which the log's own scoring missed
     (" 9/10.", "number", None, "0.9", "0.9", True),
     (" .5", "number", None, "0.5", "0.5", True),

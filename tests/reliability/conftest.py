@@ -36,10 +36,14 @@ class TrialLog:
             row[k] += v
 
     def summary(self) -> str:
-        total = {k: sum(r[k] for r in self.rows.values()) for k in ("trials", "kills", "mid_work", "lost", "duplicated")}
+        total = {
+            k: sum(r[k] for r in self.rows.values()) for k in ("trials", "kills", "mid_work", "lost", "duplicated")
+        }
         per = "; ".join(f"{cmd}: " + ", ".join(f"{k}={v}" for k, v in r.items()) for cmd, r in self.rows.items())
-        return (f"kill harness: {total['trials']} trials, {total['kills']} SIGKILLs, {total['mid_work']} mid-work, "
-                f"items lost {total['lost']}, duplicated {total['duplicated']} | {per}")
+        return (
+            f"kill harness: {total['trials']} trials, {total['kills']} SIGKILLs, {total['mid_work']} mid-work, "
+            f"items lost {total['lost']}, duplicated {total['duplicated']} | {per}"
+        )
 
 
 @pytest.fixture(scope="session")

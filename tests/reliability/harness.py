@@ -35,7 +35,13 @@ REPO = Path(__file__).resolve().parents[2]
 # process made a 1.4 s tiny training take 60 s. Every run (reference and trials) uses the same setting.
 BASE_ENV = {"OMP_NUM_THREADS": "1"}
 TEACHER = "openai:fake-model"
-PRELOAD = ["prada.cli", "prada.train.loop", "prada.evaluation.evaluate", "prada.teacher.zeroshot_cot", "reliability.harness"]
+PRELOAD = [
+    "prada.cli",
+    "prada.train.loop",
+    "prada.evaluation.evaluate",
+    "prada.teacher.zeroshot_cot",
+    "reliability.harness",
+]
 
 
 def run_cli(argv: list[str], log: str, env: dict) -> None:
@@ -73,8 +79,13 @@ class Subprocess(Proc):
     def __init__(self, argv: list[str], log: Path, env: dict):
         env = {**BASE_ENV, **env}
         self._f = open(log, "ab")
-        self.p = subprocess.Popen([sys.executable, "-m", "prada", *argv], stdout=self._f, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **env}, cwd=REPO)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "prada", *argv],
+            stdout=self._f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=REPO,
+        )
 
     def poll(self):
         return self.p.poll()
@@ -145,8 +156,16 @@ class Trial:
         return sum(k.outcome == "mid-work" for k in self.kills)
 
 
-def run_until_done(command: str, seed: int, start: Callable[[], Proc], progress: Callable[[], int], finished: Callable[[], bool],
-                   plan: list[tuple[int, float]], log: Path, timeout: float = 300.0) -> Trial:
+def run_until_done(
+    command: str,
+    seed: int,
+    start: Callable[[], Proc],
+    progress: Callable[[], int],
+    finished: Callable[[], bool],
+    plan: list[tuple[int, float]],
+    log: Path,
+    timeout: float = 300.0,
+) -> Trial:
     """Run `start()` once per planned kill (killing it at its point), then once more to completion.
 
     `plan` holds (threshold, delay) pairs; thresholds count from the progress seen when that run starts.
@@ -161,7 +180,9 @@ def run_until_done(command: str, seed: int, start: Callable[[], Proc], progress:
         trial.kills.append(kill)
         t0, was_finished = time.monotonic(), False
         while proc.poll() is None and time.monotonic() < deadline:
-            if (threshold == 0 and time.monotonic() - t0 >= delay) or (threshold > 0 and progress() >= base + threshold):
+            if (threshold == 0 and time.monotonic() - t0 >= delay) or (
+                threshold > 0 and progress() >= base + threshold
+            ):
                 if threshold > 0:
                     time.sleep(delay)
                 was_finished = finished()
@@ -184,8 +205,14 @@ def run_until_done(command: str, seed: int, start: Callable[[], Proc], progress:
     return trial
 
 
-def kill_plan(rng: random.Random, max_threshold: int, max_delay: float, n_kills: int, min_threshold: int = 1,
-              pure_delays: bool = True) -> list[tuple[int, float]]:
+def kill_plan(
+    rng: random.Random,
+    max_threshold: int,
+    max_delay: float,
+    n_kills: int,
+    min_threshold: int = 1,
+    pure_delays: bool = True,
+) -> list[tuple[int, float]]:
     """Seeded kill points: mostly progress thresholds in [min_threshold, max_threshold] plus a delay, sometimes
     (when `pure_delays`) a pure delay from the start."""
     plan = []
@@ -207,7 +234,7 @@ def count_lines(path: Path) -> int:
 
 def count_files(root: Path, suffixes: tuple[str, ...] = (".jsonl", ".json")) -> int:
     n = 0
-    for dirpath, _, files in os.walk(root):
+    for _dirpath, _, files in os.walk(root):
         n += sum(1 for f in files if f.endswith(suffixes) and not f.startswith("."))
     return n
 
@@ -223,24 +250,52 @@ def visible_files(root: Path) -> dict[str, bytes]:
 
 
 def stale_temp_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name.endswith((".tmp", ".part")))
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name.endswith((".tmp", ".part"))
+    )
 
 
 def make_teach_data(root: Path, n_arith: int = 16, n_parity: int = 8, n_pick: int = 6) -> Path:
     """Teachable data for tests/teacher/fake_openai.py: three datasets whose questions the fake server answers; every 4th sum is "(hard)", which it gets wrong."""
     sets = {
-        "arith": [Example(f"Ann has {3 + i} pens{' (hard)' if i % 4 == 3 else ''}. what is {3 + i} + {2 * i + 1}?", str(3 * i + 4),
-                          "number", "arithmetic", "arith", f"arith-{i}") for i in range(n_arith)],
-        "parity": [Example(f"is {n} even?", "yes" if n % 2 == 0 else "no", "yes_no", "symbolic", "parity", f"parity-{n}")
-                   for n in range(20, 20 + n_parity)],
-        "pick": [Example(f"which is largest? (A) {i + 1} (B) {3 * i + 5} (C) {i + 2}", "B", "choice", "other", "pick", f"pick-{i}",
-                         ["A", "B", "C"]) for i in range(n_pick)],
+        "arith": [
+            Example(
+                f"Ann has {3 + i} pens{' (hard)' if i % 4 == 3 else ''}. what is {3 + i} + {2 * i + 1}?",
+                str(3 * i + 4),
+                "number",
+                "arithmetic",
+                "arith",
+                f"arith-{i}",
+            )
+            for i in range(n_arith)
+        ],
+        "parity": [
+            Example(f"is {n} even?", "yes" if n % 2 == 0 else "no", "yes_no", "symbolic", "parity", f"parity-{n}")
+            for n in range(20, 20 + n_parity)
+        ],
+        "pick": [
+            Example(
+                f"which is largest? (A) {i + 1} (B) {3 * i + 5} (C) {i + 2}",
+                "B",
+                "choice",
+                "other",
+                "pick",
+                f"pick-{i}",
+                ["A", "B", "C"],
+            )
+            for i in range(n_pick)
+        ],
     }
     summary = {"datasets": {}}
     for name, exs in sets.items():
         write_examples(root / name / "train.jsonl", exs)
         write_examples(root / name / "test.jsonl", exs[:2])
-        summary["datasets"][name] = {"domain": exs[0].domain, "n_train": len(exs), "n_test": 2,
-                                     "n_train_with_correct_rationale": 0, "teacher_accuracy": 0.0}
+        summary["datasets"][name] = {
+            "domain": exs[0].domain,
+            "n_train": len(exs),
+            "n_test": 2,
+            "n_train_with_correct_rationale": 0,
+            "teacher_accuracy": 0.0,
+        }
     (root / "summary.json").write_text(json.dumps(summary))
     return root

@@ -16,16 +16,31 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from reliability.harness import (
+    TEACHER,
+    Forked,
+    Subprocess,
+    count_files,
+    count_lines,
+    kill_plan,
+    make_teach_data,
+    run_until_done,
+    stale_temp_files,
+    visible_files,
+)
 from safetensors.torch import load_file
-
-from reliability.harness import (TEACHER, Forked, Subprocess, count_files, count_lines, kill_plan, run_until_done, stale_temp_files,
-                                 make_teach_data, visible_files)
 from teacher.fake_openai import FakeOpenAI
 
 KEY = "sk-reliability-kill-0b7d"
 SYNTH_ARGS = ["--seed", "3", "--n-train", "16", "--n-test", "4"]
-TRAIN_OVERRIDES = ["method=prada", "train.max_steps=8", "train.save_every=2", "data.max_train_per_dataset=16",
-                   "data.max_test_per_dataset=4", "eval.batch_size=2"]
+TRAIN_OVERRIDES = [
+    "method=prada",
+    "train.max_steps=8",
+    "train.save_every=2",
+    "data.max_train_per_dataset=16",
+    "data.max_test_per_dataset=4",
+    "eval.batch_size=2",
+]
 
 
 def _lines_lost_and_duplicated(want: dict[str, bytes], got: dict[str, bytes]) -> tuple[int, int]:
@@ -49,6 +64,7 @@ def _check_files(trial, ref: Path, out: Path, trial_log) -> None:
 
 # --- data synth ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def synth_ref(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth-ref") / "data"
@@ -62,18 +78,31 @@ def test_data_synth_killed_and_rerun_equals_uninterrupted(seed, synth_ref, tmp_p
     out, log = tmp_path / "data", tmp_path / "log"
     argv = ["data", "synth", "--out", str(out), *SYNTH_ARGS]
     plan = kill_plan(rng, max_threshold=12, max_delay=0.02, n_kills=rng.choice([1, 1, 2]))
-    launch = Subprocess if seed == 0 else Forked  # one trial through `python -m prada`, the rest forked (see harness.py)
-    trial = run_until_done("data synth", seed, lambda: launch(argv, log, {}), lambda: count_files(out),
-                           lambda: (out / "summary.json").exists(), plan, log)
+    launch = (
+        Subprocess if seed == 0 else Forked
+    )  # one trial through `python -m prada`, the rest forked (see harness.py)
+    trial = run_until_done(
+        "data synth",
+        seed,
+        lambda: launch(argv, log, {}),
+        lambda: count_files(out),
+        lambda: (out / "summary.json").exists(),
+        plan,
+        log,
+    )
     _check_files(trial, synth_ref, out, trial_log)
 
 
 # --- data build -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def build_ref(shared_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("build-ref") / "data"
-    assert Subprocess(["data", "build", "--source", str(shared_data), "--out", str(out)], out.parent / "log", {}).wait(300) == 0
+    assert (
+        Subprocess(["data", "build", "--source", str(shared_data), "--out", str(out)], out.parent / "log", {}).wait(300)
+        == 0
+    )
     return out
 
 
@@ -83,12 +112,20 @@ def test_data_build_killed_and_rerun_equals_uninterrupted(seed, shared_data, bui
     out, log = tmp_path / "data", tmp_path / "log"
     argv = ["data", "build", "--source", str(shared_data), "--out", str(out)]
     plan = kill_plan(rng, max_threshold=24, max_delay=0.2, n_kills=1)
-    trial = run_until_done("data build", seed, lambda: Forked(argv, log, {}), lambda: count_files(out),
-                           lambda: (out / "summary.json").exists(), plan, log)
+    trial = run_until_done(
+        "data build",
+        seed,
+        lambda: Forked(argv, log, {}),
+        lambda: count_files(out),
+        lambda: (out / "summary.json").exists(),
+        plan,
+        log,
+    )
     _check_files(trial, build_ref, out, trial_log)
 
 
 # --- teach ---------------------------------------------------------------------------------------------------------
+
 
 def _cache_records(data: Path) -> list[dict]:
     from prada.teacher.cache import cache_path
@@ -121,8 +158,15 @@ def test_teach_killed_and_rerun_equals_uninterrupted(seed, teach_ref, tmp_path, 
     with FakeOpenAI(delay=0.02) as srv:
         finished = lambda: visible_files(data) == visible_files(teach_ref)  # noqa: E731
         launch = Subprocess if seed == 0 else Forked
-        trial = run_until_done("teach", seed, lambda: _teach(data, srv, log, launch), lambda: count_lines(cache_path(data, TEACHER)),
-                               finished, plan, log)
+        trial = run_until_done(
+            "teach",
+            seed,
+            lambda: _teach(data, srv, log, launch),
+            lambda: count_lines(cache_path(data, TEACHER)),
+            finished,
+            plan,
+            log,
+        )
         stage1 = Counter(r["prompt"] for r in srv.requests if "\nTherefore" not in r["prompt"])
     keys = Counter(r["key"] for r in _cache_records(data))
     want = {r["key"]: r for r in _cache_records(teach_ref)}
@@ -139,10 +183,12 @@ def test_teach_killed_and_rerun_equals_uninterrupted(seed, teach_ref, tmp_path, 
 
 # --- train and eval --------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def train_cfg(synth_dir, tmp_path_factory) -> Path:
-    from prada.config import save_config
     from tiny import tiny_config
+
+    from prada.config import save_config
 
     path = tmp_path_factory.mktemp("train-cfg") / "cfg.yaml"
     save_config(tiny_config(synth_dir, *TRAIN_OVERRIDES), path)
@@ -163,7 +209,9 @@ def reference_run(train_cfg, tmp_path_factory) -> Path:
 
 
 def weights(run: Path) -> dict:
-    return {f"{f.relative_to(run)}:{k}": v for f in sorted(run.rglob("*.safetensors")) for k, v in load_file(str(f)).items()}
+    return {
+        f"{f.relative_to(run)}:{k}": v for f in sorted(run.rglob("*.safetensors")) for k, v in load_file(str(f)).items()
+    }
 
 
 def max_weight_diff(a: Path, b: Path) -> float:
@@ -182,13 +230,26 @@ def test_train_killed_and_resumed_equals_uninterrupted(seed, train_cfg, referenc
     run, log = tmp_path / "run", tmp_path / "log"
 
     def start() -> Forked:  # what a user does: the original command, then --resume as the error message says
-        argv = ["train", "--resume", str(run)] if (run / "config.yaml").exists() else ["train", "--config", str(train_cfg), "--out", str(run)]
+        argv = (
+            ["train", "--resume", str(run)]
+            if (run / "config.yaml").exists()
+            else ["train", "--config", str(train_cfg), "--out", str(run)]
+        )
         return Forked(argv, log, {})
 
     # Kill points after the step-2 checkpoint: a kill before the first checkpoint hits a known bug (next test).
-    plan = kill_plan(rng, max_threshold=7, max_delay=0.25, n_kills=rng.choice([1, 2]), min_threshold=3, pure_delays=False)
-    trial = run_until_done("train", seed, start, lambda: count_lines(run / "train_log.jsonl"),
-                           lambda: (run / "train_done.json").exists(), plan, log)
+    plan = kill_plan(
+        rng, max_threshold=7, max_delay=0.25, n_kills=rng.choice([1, 2]), min_threshold=3, pure_delays=False
+    )
+    trial = run_until_done(
+        "train",
+        seed,
+        start,
+        lambda: count_lines(run / "train_log.jsonl"),
+        lambda: (run / "train_done.json").exists(),
+        plan,
+        log,
+    )
     diff = max_weight_diff(reference_run, run)
     want, got = _log_rows(reference_run), _log_rows(run)
     steps = Counter(r["step"] for r in got)
@@ -213,8 +274,15 @@ def test_eval_killed_and_rerun_equals_uninterrupted(seed, reference_run, tmp_pat
     cache = lambda: sum(count_lines(p) for p in (run / ".eval_cache").glob("*.jsonl"))  # noqa: E731
     n = len((reference_run / "predictions.jsonl").read_text().splitlines())
     plan = kill_plan(rng, max_threshold=n - 1, max_delay=0.1, n_kills=rng.choice([1, 2]), pure_delays=False)
-    trial = run_until_done("eval", seed, lambda: Forked(["eval", "--run", str(run)], log, {}), cache,
-                           lambda: (run / "eval.json").exists(), plan, log)
+    trial = run_until_done(
+        "eval",
+        seed,
+        lambda: Forked(["eval", "--run", str(run)], log, {}),
+        cache,
+        lambda: (run / "eval.json").exists(),
+        plan,
+        log,
+    )
     want = {k: (reference_run / k).read_bytes() for k in ("eval.json", "predictions.jsonl")}
     got = {k: (run / k).read_bytes() for k in want}
     lost, dup = _lines_lost_and_duplicated(want, got)
@@ -224,9 +292,18 @@ def test_eval_killed_and_rerun_equals_uninterrupted(seed, reference_run, tmp_pat
 
 # --- prada run ---------------------------------------------------------------------------------------------------------
 
+
 def _run_argv(out: Path, synth_dir: Path) -> list[str]:
-    return ["run", "--config", "configs/tiny-run.yaml", f"out_dir={out}", f"base.data.data_dir={synth_dir}", "base.train.max_steps=6",
-            "explain_per_dataset=8", "bootstrap=100"]
+    return [
+        "run",
+        "--config",
+        "configs/tiny-run.yaml",
+        f"out_dir={out}",
+        f"base.data.data_dir={synth_dir}",
+        "base.train.max_steps=6",
+        "explain_per_dataset=8",
+        "bootstrap=100",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +325,9 @@ def _same_run_outputs(ref: Path, out: Path) -> tuple[int, int, list[str]]:
         if name.endswith(".safetensors"):
             same = max_weight_diff(ref / Path(name).parent, out / Path(name).parent) < 1e-6
         elif name.endswith("train_log.jsonl"):
-            strip = lambda data: [{k: v for k, v in json.loads(x).items() if k != "tokens_per_s"} for x in data.splitlines()]  # noqa: E731
+            strip = lambda data: [
+                {k: v for k, v in json.loads(x).items() if k != "tokens_per_s"} for x in data.splitlines()
+            ]  # noqa: E731
             same = strip(a) == strip(b)
         elif name.endswith((".json", ".jsonl", ".md", ".yaml")):
             same = a.replace(str(ref).encode(), b"OUT") == b.replace(str(out).encode(), b"OUT")
@@ -265,9 +344,15 @@ def test_prada_run_killed_and_rerun_equals_uninterrupted(seed, synth_dir, run_re
     out, log = tmp_path / "out", tmp_path / "log"
     n_files = count_files(run_ref, (".json", ".jsonl", ".safetensors", ".png", ".md", ".yaml"))
     plan = kill_plan(rng, max_threshold=n_files - 1, max_delay=0.3, n_kills=rng.choice([1, 2]))
-    trial = run_until_done("run", seed, lambda: Forked(_run_argv(out, synth_dir), log, {}),
-                           lambda: count_files(out, (".json", ".jsonl", ".safetensors", ".png", ".md", ".yaml")),
-                           lambda: (out / "tiny-run" / "report.md").exists(), plan, log)
+    trial = run_until_done(
+        "run",
+        seed,
+        lambda: Forked(_run_argv(out, synth_dir), log, {}),
+        lambda: count_files(out, (".json", ".jsonl", ".safetensors", ".png", ".md", ".yaml")),
+        lambda: (out / "tiny-run" / "report.md").exists(),
+        plan,
+        log,
+    )
     lost_files, lost_lines, differ = _same_run_outputs(run_ref, out)
     trial_log.add(trial, lost=lost_files + lost_lines, stale=len(stale_temp_files(out)))
     assert (lost_files, lost_lines, differ) == (0, 0, [])
@@ -277,8 +362,10 @@ def test_same_config_and_seed_give_the_same_eval_json(train_cfg, reference_run, 
     """Determinism on the CPU: a second train + eval from scratch, in other processes (other hash seed), gives byte-equal results."""
     again = train_and_eval(train_cfg, tmp_path / "again")
     diff = max_weight_diff(reference_run, again)
-    print(f"\ndeterminism: max weight diff {diff:.3g}, eval.json equal: "
-          f"{(again / 'eval.json').read_bytes() == (reference_run / 'eval.json').read_bytes()}")
+    print(
+        f"\ndeterminism: max weight diff {diff:.3g}, eval.json equal: "
+        f"{(again / 'eval.json').read_bytes() == (reference_run / 'eval.json').read_bytes()}"
+    )
     assert diff < 1e-6
     for name in ("eval.json", "predictions.jsonl", "train_done.json"):
         assert (again / name).read_bytes() == (reference_run / name).read_bytes(), name
@@ -295,15 +382,28 @@ def test_harness_ran_enough_trials_and_lost_nothing(trial_log):
     assert sum(r["lost"] + r["duplicated"] for r in rows.values()) == 0
 
 
-def test_train_killed_before_its_first_checkpoint_resumes_without_duplicate_log_lines(train_cfg, reference_run, tmp_path):
+def test_train_killed_before_its_first_checkpoint_resumes_without_duplicate_log_lines(
+    train_cfg, reference_run, tmp_path
+):
     run, log = tmp_path / "run", tmp_path / "log"
 
     def start() -> Forked:
-        argv = ["train", "--resume", str(run)] if (run / "config.yaml").exists() else ["train", "--config", str(train_cfg), "--out", str(run)]
+        argv = (
+            ["train", "--resume", str(run)]
+            if (run / "config.yaml").exists()
+            else ["train", "--config", str(train_cfg), "--out", str(run)]
+        )
         return Forked(argv, log, {})
 
-    trial = run_until_done("train", 0, start, lambda: count_lines(run / "train_log.jsonl"),
-                           lambda: (run / "train_done.json").exists(), [(1, 0.0)], log)  # right after step 1, before the step-2 checkpoint
+    trial = run_until_done(
+        "train",
+        0,
+        start,
+        lambda: count_lines(run / "train_log.jsonl"),
+        lambda: (run / "train_done.json").exists(),
+        [(1, 0.0)],
+        log,
+    )  # right after step 1, before the step-2 checkpoint
     assert trial.kills[0].outcome == "mid-work"
     assert [r["step"] for r in _log_rows(run)] == list(range(1, 9))
     assert max_weight_diff(reference_run, run) < 1e-6

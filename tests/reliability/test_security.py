@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from reliability.harness import TEACHER, Forked, Subprocess, make_teach_data
 from teacher.fake_openai import FakeOpenAI
 
@@ -57,7 +56,9 @@ def scan_source() -> list[tuple[str, str, int]]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                mods = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                mods = [a.name for a in node.names] + (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+                )
                 if any(m.split(".")[0] in ("pickle", "cPickle", "dill", "marshal", "joblib", "shelve") for m in mods):
                     problems.append((rel, f"imports {mods}", node.lineno))
         for call in _calls(tree):
@@ -166,7 +167,9 @@ def test_trust_remote_code_defaults_off_and_is_passed_through(monkeypatch, tmp_p
     monkeypatch.setattr(student, "resolve_model", lambda name: name)
     for flag in (False, True):
         with pytest.raises(Stop):
-            student.build_student(load_config(None, [f"student.trust_remote_code={flag}", "student.model=some/model"]), 2)
+            student.build_student(
+                load_config(None, [f"student.trust_remote_code={flag}", "student.model=some/model"]), 2
+            )
     assert seen == [False, True]
 
     kwargs = {}
@@ -188,15 +191,29 @@ def test_api_key_never_reaches_logs_configs_or_outputs(tmp_path):
     data = make_teach_data(tmp_path / "data")
     log = tmp_path / "output.log"
     with FakeOpenAI() as srv:
-        assert Subprocess(["teach", "--data", str(data), "--teacher", TEACHER], log, {**env, "OPENAI_BASE_URL": srv.url}).wait(120) == 0
+        assert (
+            Subprocess(
+                ["teach", "--data", str(data), "--teacher", TEACHER], log, {**env, "OPENAI_BASE_URL": srv.url}
+            ).wait(120)
+            == 0
+        )
         with FakeOpenAI(status=401) as bad:  # the error path too: a rejected key must not be echoed
-            code = Subprocess(["teach", "--data", str(data), "--teacher", "openai:other-model"], log,
-                              {**env, "OPENAI_BASE_URL": bad.url}).wait(120)
+            code = Subprocess(
+                ["teach", "--data", str(data), "--teacher", "openai:other-model"],
+                log,
+                {**env, "OPENAI_BASE_URL": bad.url},
+            ).wait(120)
     assert code == 2
     assert srv.auth_headers == {f"Bearer {CANARY}"}  # the key was used, so its absence elsewhere means something
     run = tmp_path / "run"
-    overrides = [f"data.data_dir={data}", "data.datasets=[]", "data.target_domains=[other]", "train.max_steps=2",
-                 "data.max_test_per_dataset=2", "eval.max_new_tokens=8"]
+    overrides = [
+        f"data.data_dir={data}",
+        "data.datasets=[]",
+        "data.target_domains=[other]",
+        "train.max_steps=2",
+        "data.max_test_per_dataset=2",
+        "eval.max_new_tokens=8",
+    ]
     cfg = tmp_path / "cfg.yaml"
     from prada.config import load_config, save_config
 

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 import pytest
+from tiny import make_synth, tiny_config
 
 from prada.report.explain import domain_probe, explain_run, proxy_a_distances
 from prada.train.loop import train
-from tiny import make_synth, tiny_config
 
 
 @pytest.fixture(scope="module", autouse=True)

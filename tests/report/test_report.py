@@ -14,7 +14,12 @@ from prada.report import collect_results, write_report
 from prada.report.markdown import PUBLISHED_FTCOT, fmt_cell
 from prada.report.plots import plot_source_target_gap
 
-DOMAIN = {"coin_flip": "symbolic", "last_letter_concatenation": "symbolic", "gsm8k": "arithmetic", "strategy_qa": "commonsense"}
+DOMAIN = {
+    "coin_flip": "symbolic",
+    "last_letter_concatenation": "symbolic",
+    "gsm8k": "arithmetic",
+    "strategy_qa": "commonsense",
+}
 
 
 @dataclass
@@ -30,13 +35,27 @@ def _make_run(root: Path, method: str, target: str | None, seed: int, correct: d
     """A finished run folder: eval.json + predictions.jsonl (+ train_log.jsonl) as the real stages write them."""
     targets = [target] if target else []
     fold = target or "in-domain"
-    cfg = load_config(None, [f"method={method}", f"seed={seed}", f"data.target_domains=[{','.join(targets)}]", "data.benchmark=ftcot12"])
+    cfg = load_config(
+        None,
+        [f"method={method}", f"seed={seed}", f"data.target_domains=[{','.join(targets)}]", "data.benchmark=ftcot12"],
+    )
     run_dir = root / "runs" / f"{method}__{fold}__seed{seed}"
     run_dir.mkdir(parents=True)
     preds, per_ds = [], {}
     for ds, k in correct.items():
-        preds += [{"dataset": ds, "id": f"{ds}-{i}", "domain": DOMAIN[ds], "question": f"q{i}", "output": "o",
-                   "prediction": "x", "answer": "x", "correct": i < k} for i in range(n)]
+        preds += [
+            {
+                "dataset": ds,
+                "id": f"{ds}-{i}",
+                "domain": DOMAIN[ds],
+                "question": f"q{i}",
+                "output": "o",
+                "prediction": "x",
+                "answer": "x",
+                "correct": i < k,
+            }
+            for i in range(n)
+        ]
         per_ds[ds] = {"domain": DOMAIN[ds], "n": n, "accuracy": 100.0 * k / n}
     from prada.evaluation.metrics import summarize
 
@@ -44,10 +63,21 @@ def _make_run(root: Path, method: str, target: str | None, seed: int, correct: d
     result = {"method": method, "datasets": per_ds, **summarize(per_ds, sources, targets)}
     (run_dir / "eval.json").write_text(json.dumps(result))
     atomic_write_jsonl(run_dir / "predictions.jsonl", preds)
-    atomic_write_jsonl(run_dir / "train_log.jsonl", [
-        {"step": s, "lm_loss": 3.0 / s, "domain_loss": 1.0, "lambda": s / 10, "domain_acc": 0.5, "lr": 1e-4, "tokens_per_s": 100.0}
-        for s in range(1, 6)
-    ])
+    atomic_write_jsonl(
+        run_dir / "train_log.jsonl",
+        [
+            {
+                "step": s,
+                "lm_loss": 3.0 / s,
+                "domain_loss": 1.0,
+                "lambda": s / 10,
+                "domain_acc": 0.5,
+                "lr": 1e-4,
+                "tokens_per_s": 100.0,
+            }
+            for s in range(1, 6)
+        ],
+    )
     (run_dir / "train_done.json").write_text(json.dumps({"steps": 5}))
     return FakeRun(method, fold, seed, cfg, run_dir)
 
@@ -58,10 +88,24 @@ def fake(tmp_path):
     for target in ("symbolic", "arithmetic"):
         for seed in (0, 1):
             for method, bonus in (("ft-cot", 0), ("prada", 2)):
-                correct = {"coin_flip": 5 + bonus + seed, "last_letter_concatenation": 1, "gsm8k": 3 + seed, "strategy_qa": 6}
+                correct = {
+                    "coin_flip": 5 + bonus + seed,
+                    "last_letter_concatenation": 1,
+                    "gsm8k": 3 + seed,
+                    "strategy_qa": 6,
+                }
                 runs.append(_make_run(tmp_path, method, target, seed, correct))
-    return tmp_path, runs, {"name": "fake", "protocol": "leave-one-domain-out", "methods": ["ft-cot", "prada"], "seeds": [0, 1],
-                     "bootstrap": 200}
+    return (
+        tmp_path,
+        runs,
+        {
+            "name": "fake",
+            "protocol": "leave-one-domain-out",
+            "methods": ["ft-cot", "prada"],
+            "seeds": [0, 1],
+            "bootstrap": 200,
+        },
+    )
 
 
 def test_aggregates_across_seeds_with_cis(fake):
@@ -101,7 +145,9 @@ def test_write_report_files(fake):
 
 def test_in_domain_has_no_target_and_no_gap_plot(tmp_path):
     runs = [_make_run(tmp_path, "ft-cot", None, 0, {"coin_flip": 5, "gsm8k": 3})]
-    res = collect_results(tmp_path, runs, {"name": "ind", "protocol": "in-domain", "methods": ["ft-cot"], "seeds": [0]}, n_boot=200)
+    res = collect_results(
+        tmp_path, runs, {"name": "ind", "protocol": "in-domain", "methods": ["ft-cot"], "seeds": [0]}, n_boot=200
+    )
     assert res["folds"] == ["in-domain"] and res["across_folds"] == []
     assert res["summary"][0]["target_accuracy"] is None and res["summary"][0]["gap"] is None
     assert res["summary"][0]["source_accuracy"]["accuracy"] == pytest.approx(40.0)

@@ -159,7 +159,9 @@ class FakeOpenAI:
         with self._lock:
             over = len(self.requests) >= self.max_requests
             fault = None if over else self._draw_fault()
-            self.requests.append({"path": h.path, "prompt": prompt, "auth": h.headers.get("Authorization"), "fault": fault})
+            self.requests.append(
+                {"path": h.path, "prompt": prompt, "auth": h.headers.get("Authorization"), "fault": fault}
+            )
             retry_after = self._rng.choice(self.retry_after)
         if self.delay:
             time.sleep(self.delay)
@@ -170,12 +172,22 @@ class FakeOpenAI:
                 return self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
             if self.status is not None:
                 # Echo the auth header back: a client must not copy it into its own messages.
-                return self._send(h, self.status, {"error": {"message": f"forced status; you sent {h.headers.get('Authorization')}"}})
+                return self._send(
+                    h, self.status, {"error": {"message": f"forced status; you sent {h.headers.get('Authorization')}"}}
+                )
             text = respond(prompt)
             if chat:
-                payload = {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+                payload = {
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                }
             else:
-                payload = {"object": "text_completion", "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
+                payload = {
+                    "object": "text_completion",
+                    "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                }
             if fault == "429":
                 return self._send(h, 429, {"error": {"message": "rate limited"}}, {"Retry-After": retry_after})
             if fault == "500":

@@ -6,8 +6,8 @@ import logging
 import time
 
 import pytest
-
 from fake_openai import FAULTS, FakeOpenAI
+
 from prada.teacher.client import OpenAIClient, TeacherError, make_client, parse_teacher
 
 KEY = "sk-test-SECRET-5f3a9c0d"
@@ -39,7 +39,9 @@ def test_parse_teacher_spellings():
 def test_routes_and_auth_header(chat):
     with FakeOpenAI() as srv:
         client = fast_client(srv.url, chat=chat)
-        out = client.complete([PROMPT, PROMPT + " 2 + 3 = 5.\nTherefore, the answer (arabic numerals) is"], 32, 0.0, ["\nQ:"])
+        out = client.complete(
+            [PROMPT, PROMPT + " 2 + 3 = 5.\nTherefore, the answer (arabic numerals) is"], 32, 0.0, ["\nQ:"]
+        )
     assert out == [" 2 + 3 = 5.", " 5."]
     assert {r["path"] for r in srv.requests} == {"/v1/chat/completions" if chat else "/v1/completions"}
     assert srv.auth_headers == {f"Bearer {KEY}"}

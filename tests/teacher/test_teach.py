@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fake_openai import FAULTS, FakeOpenAI
+
 from prada.data.schema import Example, Rationale, read_examples, write_examples
 from prada.teacher.cache import cache_path
 from prada.teacher.client import OpenAIClient, TeacherError
@@ -39,32 +39,63 @@ def make_data(root: Path, n_arith: int = 20, n_parity: int = 6, n_pick: int = 6)
     for i in range(n_arith):
         a, b = 3 + i, 2 * i + 1
         hard = " (hard)" if i % 5 == 4 else ""
-        arith.append(Example(f"Tom has {a} apples{hard}. what is {a} + {b}?", str(a + b), "number", "arithmetic", "arith", f"arith-{i}"))
+        arith.append(
+            Example(
+                f"Tom has {a} apples{hard}. what is {a} + {b}?",
+                str(a + b),
+                "number",
+                "arithmetic",
+                "arith",
+                f"arith-{i}",
+            )
+        )
     arith[0].rationales.append(Rationale("imported", str(3 + 1), True, "text-davinci-002"))
-    parity = [Example(f"is {n} even?", "yes" if n % 2 == 0 else "no", "yes_no", "symbolic", "parity", f"parity-{n}") for n in range(10, 10 + n_parity)]
+    parity = [
+        Example(f"is {n} even?", "yes" if n % 2 == 0 else "no", "yes_no", "symbolic", "parity", f"parity-{n}")
+        for n in range(10, 10 + n_parity)
+    ]
     pick = []
     for i in range(n_pick):
         vals = [i + 1, 3 * i + 5, i + 2]
-        pick.append(Example(f"which is largest? (A) {vals[0]} (B) {vals[1]} (C) {vals[2]}", "B", "choice", "other", "pick", f"pick-{i}", ["A", "B", "C"]))
+        pick.append(
+            Example(
+                f"which is largest? (A) {vals[0]} (B) {vals[1]} (C) {vals[2]}",
+                "B",
+                "choice",
+                "other",
+                "pick",
+                f"pick-{i}",
+                ["A", "B", "C"],
+            )
+        )
     summary = {"datasets": {}}
     for name, exs in (("arith", arith), ("parity", parity), ("pick", pick)):
         if not exs:
             continue
         write_examples(root / name / "train.jsonl", exs)
         write_examples(root / name / "test.jsonl", exs[:2])
-        summary["datasets"][name] = {"domain": exs[0].domain, "n_train": len(exs), "n_test": 2,
-                                     "n_train_with_correct_rationale": int(name == "arith"), "teacher_accuracy": 50.0}
+        summary["datasets"][name] = {
+            "domain": exs[0].domain,
+            "n_train": len(exs),
+            "n_test": 2,
+            "n_train_with_correct_rationale": int(name == "arith"),
+            "teacher_accuracy": 50.0,
+        }
     (root / "summary.json").write_text(json.dumps(summary))
     return root
 
 
 def client_for(srv: FakeOpenAI, concurrency: int = 4, max_tries: int = 6, **kw) -> OpenAIClient:
     kw = {"timeout": 1.0, "backoff_base": 0.005, "backoff_max": 0.05, "seed": 0, **kw}
-    return OpenAIClient("fake-model", name=TEACHER, base_url=srv.url, concurrency=concurrency, max_tries=max_tries, **kw)
+    return OpenAIClient(
+        "fake-model", name=TEACHER, base_url=srv.url, concurrency=concurrency, max_tries=max_tries, **kw
+    )
 
 
 def run(data: Path, srv: FakeOpenAI, concurrency: int = 4, max_tries: int = 6, **kw) -> dict:
-    return teach(data, TEACHER, concurrency=concurrency, client=client_for(srv, concurrency, max_tries), progress=False, **kw)
+    return teach(
+        data, TEACHER, concurrency=concurrency, client=client_for(srv, concurrency, max_tries), progress=False, **kw
+    )
 
 
 def cache_keys(data: Path) -> list[str]:
@@ -75,7 +106,9 @@ def cache_keys(data: Path) -> list[str]:
 def test_prompts_follow_zero_shot_cot():
     ex = Example("which is largest? (A) 1 (B) 5 (C) 2", "B", "choice", choices=["A", "B", "C"])
     assert stage1_prompt(ex.question) == "Q: which is largest? (A) 1 (B) 5 (C) 2\nA: Let's think step by step."
-    assert stage2_prompt(ex, " It is 5. ").endswith("step by step. It is 5.\nTherefore, among A through C, the answer is")
+    assert stage2_prompt(ex, " It is 5. ").endswith(
+        "step by step. It is 5.\nTherefore, among A through C, the answer is"
+    )
     num = Example("what is 1 + 1?", "2", "number")
     assert stage2_prompt(num, "1 + 1 = 2.").endswith("\nTherefore, the answer (arabic numerals) is")
     yn = Example("is 2 even?", "yes", "yes_no")
@@ -89,7 +122,15 @@ def test_teach_writes_correct_rationales_and_reruns_from_cache(tmp_path):
         first = {n: (data / n / "train.jsonl").read_bytes() for n in ("arith", "parity", "pick")}
         again = run(data, srv)
         assert len(srv.requests) == 2 * 32  # the rerun asked nothing
-    assert stats == {"items": 32, "samples_done": 32, "from_cache": 0, "failed": 0, "correct": 28, "written": 28, "failed_ids": []}
+    assert stats == {
+        "items": 32,
+        "samples_done": 32,
+        "from_cache": 0,
+        "failed": 0,
+        "correct": 28,
+        "written": 28,
+        "failed_ids": [],
+    }
     assert again["from_cache"] == 32 and again["samples_done"] == 0 and again["written"] == 28
     assert {n: (data / n / "train.jsonl").read_bytes() for n in first} == first  # idempotent, nothing duplicated
     arith = read_examples(data / "arith" / "train.jsonl")
@@ -126,7 +167,10 @@ def test_faults_are_absorbed_without_duplicates_or_key_leaks(tmp_path, capsys, c
     with FakeOpenAI(fault_rate=0.35, seed=4, retry_after=("0", "0", "0", "1"), sleep_s=1.3) as srv:
         stats = teach(data, TEACHER, concurrency=6, client=client_for(srv, 6, max_tries), progress=True)
     faults, n = srv.faults_injected, len(srv.requests)
-    print(f"\nfault test: {n} requests, {sum(faults.values())} faults injected ({sum(faults.values()) / n:.0%}): {dict(faults)}", file=sys.__stderr__)
+    print(
+        f"\nfault test: {n} requests, {sum(faults.values())} faults injected ({sum(faults.values()) / n:.0%}): {dict(faults)}",
+        file=sys.__stderr__,
+    )
     assert stats["failed"] == 0 and stats["samples_done"] == 32
     assert sum(faults.values()) >= 0.25 * n and set(faults) == set(FAULTS)
     assert max(srv.prompt_counts.values()) <= max_tries
@@ -147,7 +191,11 @@ def test_bounded_retries_then_rerun_picks_up_failed_items(tmp_path, caplog):
     data = make_data(tmp_path, n_arith=3, n_parity=0, n_pick=0)
     with FakeOpenAI(status=500) as bad:
         stats = run(data, bad, concurrency=2, max_tries=3, datasets=["arith"])
-    assert stats["failed"] == 3 and stats["samples_done"] == 0 and stats["failed_ids"] == ["arith/arith-0", "arith/arith-1", "arith/arith-2"]
+    assert (
+        stats["failed"] == 3
+        and stats["samples_done"] == 0
+        and stats["failed_ids"] == ["arith/arith-0", "arith/arith-1", "arith/arith-2"]
+    )
     assert sorted(bad.prompt_counts.values()) == [3, 3, 3]  # exactly max_tries per request, stage 2 never reached
     assert "arith/arith-1 sample 0" in caplog.text
     assert read_examples(data / "arith" / "train.jsonl")[0].rationales[0].teacher == "text-davinci-002"
@@ -205,8 +253,12 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
         run(ref, srv)
     with FakeOpenAI(delay=0.03) as srv:
         env = {**os.environ, "OPENAI_API_KEY": KEY}
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(data), srv.url, str(SRC)], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(data), srv.url, str(SRC)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         path = cache_path(data, TEACHER)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < 8):
@@ -220,7 +272,10 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
             f.write(b'{"key": "arith/arith-29#0@T0')  # and as if the kill landed mid-append
         n0 = len(srv.requests)
         stats = run(data, srv)
-        print(f"\nkill test: {len(done_before)}/42 samples cached at SIGKILL, {len(srv.requests) - n0} requests on resume", file=sys.__stderr__)
+        print(
+            f"\nkill test: {len(done_before)}/42 samples cached at SIGKILL, {len(srv.requests) - n0} requests on resume",
+            file=sys.__stderr__,
+        )
         rerun_prompts = Counter(r["prompt"] for r in srv.requests[n0:])
     assert stats["from_cache"] == len(done_before) and stats["samples_done"] == 42 - len(done_before)
     # Nothing that finished before the kill was asked again; everything else exactly once per stage.
@@ -251,9 +306,18 @@ def tiny_hf_model(tmp_path_factory) -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     fast.save_pretrained(path)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
     return path
 
@@ -263,11 +327,21 @@ def test_local_hf_teacher_end_to_end(tmp_path, tiny_hf_model):
 
     data = make_data(tmp_path, n_arith=5, n_parity=0, n_pick=0)
     teacher = f"hf:{tiny_hf_model}"
-    stats = teach(data, teacher, keep_incorrect=True, datasets=["arith"], max_rationale_tokens=6, max_answer_tokens=3, progress=False)
+    stats = teach(
+        data,
+        teacher,
+        keep_incorrect=True,
+        datasets=["arith"],
+        max_rationale_tokens=6,
+        max_answer_tokens=3,
+        progress=False,
+    )
     assert stats["items"] == 5 and stats["samples_done"] == 5 and stats["failed"] == 0 and stats["written"] == 5
     arith = read_examples(data / "arith" / "train.jsonl")
     assert all(sum(r.teacher == teacher for r in ex.rationales) == 1 for ex in arith)
-    assert teach(data, teacher, keep_incorrect=True, datasets=["arith"], progress=False)["from_cache"] == 5  # no model load needed
+    assert (
+        teach(data, teacher, keep_incorrect=True, datasets=["arith"], progress=False)["from_cache"] == 5
+    )  # no model load needed
     # Batched left-padded greedy output equals one-at-a-time output.
     client = make_client(teacher)
     prompts = [stage1_prompt(ex.question) for ex in arith[:3]] + ["Q: hi\nA:"]

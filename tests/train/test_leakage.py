@@ -5,10 +5,10 @@ import shutil
 
 import torch
 from safetensors.torch import load_file
+from tiny import tiny_config
 
 from prada.distill.dataset import load_distillation_set
 from prada.train.loop import train
-from tiny import tiny_config
 
 
 def test_target_labels_are_blanked(synth_dir):

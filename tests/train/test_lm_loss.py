@@ -33,7 +33,9 @@ def test_frozen_head_and_no_grad():
     (g_ref,) = _grads(nn.functional.cross_entropy(head(hidden), labels), [hidden])
     assert torch.allclose(g, g_ref, atol=1e-6)
     with torch.no_grad():
-        assert torch.allclose(linear_cross_entropy(hidden, head, labels), nn.functional.cross_entropy(head(hidden), labels))
+        assert torch.allclose(
+            linear_cross_entropy(hidden, head, labels), nn.functional.cross_entropy(head(hidden), labels)
+        )
 
 
 def test_tied_embedding_gets_both_gradients():

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny import tiny_config
 
 from prada.methods.registry import METHODS
 from prada.train.backbones import resolve_model
 from prada.train.loop import train
-from tiny import tiny_config
 
 TRAINED = [m for m, spec in METHODS.items() if spec.train]
 

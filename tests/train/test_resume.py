@@ -9,11 +9,11 @@ import time
 
 import pytest
 from safetensors.torch import load_file
+from tiny import tiny_config
 
 from prada.config import save_config
 from prada.errors import PradaError
 from prada.train.loop import train
-from tiny import tiny_config
 
 
 def _weights(run):
@@ -28,8 +28,12 @@ def test_kill_and_resume_matches_uninterrupted(synth_dir, tmp_path):
     run = tmp_path / "killed"
     run.mkdir()
     save_config(cfg, tmp_path / "cfg.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "prada", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(run)],
-                            env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prada", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(run)],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "checkpoint" / "step.json").exists():
         time.sleep(0.05)
@@ -46,7 +50,9 @@ def test_kill_and_resume_matches_uninterrupted(synth_dir, tmp_path):
     assert a.keys() == b.keys()
     max_diff = max((a[k] - b[k]).abs().max().item() for k in a)
     assert max_diff < 1e-6, max_diff
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0]) for line in (run / "train_log.jsonl").read_text().splitlines()
+    ]
     assert steps == list(range(1, 17))
 
 
@@ -62,8 +68,13 @@ def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_pat
     from prada.train import loop
 
     steps = []
-    cfg = tiny_config(synth_dir, "method=ft-cot", "train.max_steps=4", f"train.save_every={every}",
-                      f"train.save_every_minutes={minutes}")
+    cfg = tiny_config(
+        synth_dir,
+        "method=ft-cot",
+        "train.max_steps=4",
+        f"train.save_every={every}",
+        f"train.save_every_minutes={minutes}",
+    )
     with mock.patch.object(loop, "save_checkpoint", side_effect=lambda run, model, opt, step: steps.append(step)):
         train(cfg, tmp_path / "r", progress=False)
     assert steps == saved  # never at the last step: the final model supersedes a checkpoint there
@@ -75,8 +86,13 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resume_ends_like_an_un
 
     run = tmp_path / "interrupted"
     save_config(cfg, tmp_path / "cfg.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "prada", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(run)],
-                            env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prada", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(run)],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "train_log.jsonl").exists():
         time.sleep(0.05)

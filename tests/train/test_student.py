@@ -1,8 +1,8 @@
 import torch
+from tiny import tiny_config
 
 from prada.distill.collate import TrainItem, collate
 from prada.train.student import build_student
-from tiny import tiny_config
 
 
 def test_virtual_tokens_are_excluded_from_features(synth_dir):
@@ -17,7 +17,9 @@ def test_virtual_tokens_are_excluded_from_features(synth_dir):
     assert torch.allclose(hidden[0], student.lm.get_input_embeddings()(batch.input_ids))
     # and the prompt does reach the real tokens' deeper features (attention to the virtual tokens)
     with torch.no_grad():
-        plain = student.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True).hidden_states[-1]
+        plain = student.lm(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
+        ).hidden_states[-1]
     assert not torch.allclose(hidden[-1], plain)
 
 
@@ -46,7 +48,7 @@ def _prepended_losses(student, source, target, lam):
     def hidden(batch):
         embeds, mask = student.embed(batch.input_ids, batch.attention_mask)
         out = student.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True)
-        return [h[:, student.num_virtual_tokens:] for h in out.hidden_states]
+        return [h[:, student.num_virtual_tokens :] for h in out.hidden_states]
 
     hs, ht = hidden(source), hidden(target)
     keep = source.labels[:, 1:] != -100
@@ -62,8 +64,10 @@ def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir):
     cfg = tiny_config(synth_dir, "method=prada", "prompt.num_virtual_tokens=6")
     student, tok = build_student(cfg, num_domains=3)
     student.eval()  # no dropout: both computations must see the same function
-    src = [TrainItem(tok("Q: 2 + 3? ###")["input_ids"], tok(" 2 + 3 = 5 --> 5")["input_ids"], 0),
-           TrainItem(tok("Q: a longer question about coins? ###")["input_ids"], tok(" heads --> yes")["input_ids"], 1)]
+    src = [
+        TrainItem(tok("Q: 2 + 3? ###")["input_ids"], tok(" 2 + 3 = 5 --> 5")["input_ids"], 0),
+        TrainItem(tok("Q: a longer question about coins? ###")["input_ids"], tok(" heads --> yes")["input_ids"], 1),
+    ]
     tgt = [TrainItem(tok("Which day is it? ###")["input_ids"], [], 2), TrainItem(tok("Hi ###")["input_ids"], [], 2)]
     source, target = collate(src, tok.pad_token_id), collate(tgt, tok.pad_token_id, with_labels=False)
 
@@ -115,7 +119,10 @@ def test_layer_states_stop_at_the_adversary_layer_with_the_same_features_and_gra
             g_early = torch.autograd.grad(early.square().sum(), params, allow_unused=True)
             assert torch.allclose(early, full, atol=1e-6), (prefix_path, layer)
             for a, b in zip(g_full, g_early):
-                assert (a is None and b is None) or (b is None and not a.any()) or torch.allclose(a, b, atol=1e-6), (prefix_path, layer)
+                assert (a is None and b is None) or (b is None and not a.any()) or torch.allclose(a, b, atol=1e-6), (
+                    prefix_path,
+                    layer,
+                )
             assert ran_top == (layer % 3 == 2), (prefix_path, layer)  # only the top state needs the last layer
     counter.remove()
     assert [len(layer._forward_hooks) for layer in layers] == hooks_before  # the stop hooks are gone

@@ -97,7 +97,11 @@ def _download(url: str, fd: int, label: str, progress: bool) -> str:
             total = resp.headers.get("Content-Length")
             bar = tqdm(
                 total=int(total) if total and total.isdigit() else None,
-                unit="B", unit_scale=True, desc=f"download {label}", disable=not progress, leave=False,
+                unit="B",
+                unit_scale=True,
+                desc=f"download {label}",
+                disable=not progress,
+                leave=False,
             )
             with bar:
                 while True:

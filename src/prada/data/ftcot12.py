@@ -82,9 +82,9 @@ FILES: dict[str, str] = {
 def upstream_url(rel: str) -> str:
     """The public address of a file of FILES (its path relative to a ../shared/data-like folder)."""
     if rel.startswith(_ZSC):
-        return ZERO_SHOT_COT_URL + rel[len(_ZSC):]
+        return ZERO_SHOT_COT_URL + rel[len(_ZSC) :]
     if rel.startswith(_SPLIT):
-        return FINE_TUNE_COT_URL + rel[len(_SPLIT):]
+        return FINE_TUNE_COT_URL + rel[len(_SPLIT) :]
     raise KeyError(rel)
 
 
@@ -141,12 +141,16 @@ def read_aqua(path: Path) -> list[RawItem]:
     items = []
     for d in _read_jsonl(path):
         choice = ("(" + "(".join(d["options"])).replace("(", " (").replace(")", ") ")
-        items.append(RawItem(d["question"].strip() + " Answer Choices:" + choice, d["correct"], _letters(len(d["options"]))))
+        items.append(
+            RawItem(d["question"].strip() + " Answer Choices:" + choice, d["correct"], _letters(len(d["options"])))
+        )
     return items
 
 
 def read_svamp(path: Path) -> list[RawItem]:
-    return [RawItem(d["Body"].strip() + " " + d["Question"].strip(), _gold_number(d["Answer"])) for d in _read_json(path)]
+    return [
+        RawItem(d["Body"].strip() + " " + d["Question"].strip(), _gold_number(d["Answer"])) for d in _read_json(path)
+    ]
 
 
 def read_date(path: Path) -> list[RawItem]:
@@ -217,7 +221,9 @@ SOURCES: dict[str, Source] = {
     "tracking_shuffled_objects": _src(
         "Bigbench_object_tracking/task.json", "shuffled_objects", read_tracking, "tracking_shuffled_objects"
     ),
-    "last_letter_concatenation": _src("last_letters/last_letters.json", "last_letters", read_examples_json, "last_letter_concatenation"),
+    "last_letter_concatenation": _src(
+        "last_letters/last_letters.json", "last_letters", read_examples_json, "last_letter_concatenation"
+    ),
     "coin_flip": _src("coin_flip/coin_flip.json", "coin_flip", read_examples_json, "coin_flip"),
     "commonsense_qa": _src("CommonsenseQA/dev_rand_split.jsonl", "commonsensqa", read_csqa, None),
     "strategy_qa": _src("StrategyQA/task.json", "strategyqa", read_strategyqa, "strategy_qa"),
@@ -266,7 +272,7 @@ def parse_log(text: str, path: str = "<log>") -> list[LogRecord]:
             raise DataError("expected Q:, A: Let's think step by step., pred_before and pred_after", path, line)
         # Stage 2 printed `trigger + pred`, then `pred_before : pred`: locate the trigger from pred, since
         # the rationale or the stage-2 text itself may repeat the trigger words.
-        pred = block[pb_at + len(_PRED_BEFORE):pa_at]
+        pred = block[pb_at + len(_PRED_BEFORE) : pa_at]
         t_at = pb_at - len(pred) - len(trigger)
         if t_at <= a_at or block[t_at:pb_at] != trigger + pred:
             t_at = block.rfind(trigger, a_at + 1, pb_at)
@@ -276,14 +282,16 @@ def parse_log(text: str, path: str = "<log>") -> list[LogRecord]:
         gt = re.search(r"^GT : (.*)$", block, re.MULTILINE)
         if pred_after is None or gt is None:
             raise DataError("block has no pred_after or GT line", path, line)
-        records.append(LogRecord(
-            question=block[q_at + 4:a_at],
-            rationale=block[a_at + len(_COT_TRIGGER):t_at].strip(),
-            answer_text=block[t_at + len(trigger):pb_at],
-            pred_after=pred_after.group(1).strip(),
-            gt=gt.group(1).strip(),
-            line=line,
-        ))
+        records.append(
+            LogRecord(
+                question=block[q_at + 4 : a_at],
+                rationale=block[a_at + len(_COT_TRIGGER) : t_at].strip(),
+                answer_text=block[t_at + len(trigger) : pb_at],
+                pred_after=pred_after.group(1).strip(),
+                gt=gt.group(1).strip(),
+                line=line,
+            )
+        )
     return records
 
 
@@ -342,11 +350,21 @@ def match_log(key: str, raw: list[RawItem], records: list[LogRecord]) -> Matched
                 j = next((j for j, r in enumerate(candidates) if r.gt == gold), 0)
                 record = candidates.pop(j)
         elif date:  # no log record: letter the choices in file order
-            question = item.question + " Answer Choices:" + "".join(
-                f" ({letter}) {t}" for letter, t in zip(item.choices, item.options))
+            question = (
+                item.question
+                + " Answer Choices:"
+                + "".join(f" ({letter}) {t}" for letter, t in zip(item.choices, item.options))
+            )
             gold = item.choices[list(item.options).index(item.answer)]
-        ex = Example(question=question, answer=gold, answer_type=info.answer_type, domain=info.domain,
-                     dataset=key, id=f"{key}-{i}", choices=item.choices)
+        ex = Example(
+            question=question,
+            answer=gold,
+            answer_type=info.answer_type,
+            domain=info.domain,
+            dataset=key,
+            id=f"{key}-{i}",
+            choices=item.choices,
+        )
         if record is None:
             out.n_unmatched += 1
         else:
@@ -422,8 +440,13 @@ def build_dataset(key: str, resolve: Callable[[str], Path]) -> tuple[list[Exampl
     return train, test, row
 
 
-def build_ftcot12(out_dir: Path, source: str | None = None, cache_dir: Path | None = None,
-                  progress: bool = True, datasets: list[str] | None = None) -> dict:
+def build_ftcot12(
+    out_dir: Path,
+    source: str | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    datasets: list[str] | None = None,
+) -> dict:
     """Write out_dir/<key>/{train,test}.jsonl for the 12 datasets and out_dir/summary.json; return the summary.
 
     `source`: None for the upstream public addresses (downloaded once into `cache_dir`, sha256-checked),

@@ -7,9 +7,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from prada.data.registry import ANSWER_TYPES
 from prada.errors import DataError
 from prada.io import atomic_write_jsonl
-from prada.data.registry import ANSWER_TYPES
 
 
 @dataclass
@@ -60,7 +60,9 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
         if not obj[key].strip():
             raise DataError("is empty; every line needs a question and its gold answer", path, line, key)
     if obj["answer_type"] not in ANSWER_TYPES:
-        raise DataError(f"must be one of {', '.join(ANSWER_TYPES)}, got {obj['answer_type']!r}", path, line, "answer_type")
+        raise DataError(
+            f"must be one of {', '.join(ANSWER_TYPES)}, got {obj['answer_type']!r}", path, line, "answer_type"
+        )
     for key, typ in _OPTIONAL.items():
         if key in obj and not isinstance(obj[key], typ):
             raise DataError(f"expected {typ.__name__}, got {type(obj[key]).__name__}", path, line, key)
@@ -119,8 +121,12 @@ def read_examples(path: str | os.PathLike) -> list[Example]:
             # Predictions are keyed by (dataset, id): a repeated id would silently share one output.
             first = first_line.setdefault((ex.dataset, ex.id), lineno)
             if first != lineno:
-                raise DataError(f"duplicate id {ex.id!r} in dataset {ex.dataset!r} (first on line {first}); ids must be unique",
-                                path, lineno, "id")
+                raise DataError(
+                    f"duplicate id {ex.id!r} in dataset {ex.dataset!r} (first on line {first}); ids must be unique",
+                    path,
+                    lineno,
+                    "id",
+                )
             examples.append(ex)
     if not examples:
         raise DataError("no examples in file", path)

@@ -37,10 +37,50 @@ SYNTH: dict[str, DatasetInfo] = {
     ]
 }
 
-MALE = ("Tom", "Ben", "Sam", "Leo", "Max", "Omar", "Ravi", "Hugo", "Ivan", "Noah", "Kenji", "Diego",
-        "Felix", "Jamal", "Oscar", "Pablo", "Tariq", "Victor", "Liam", "Arjun")
-FEMALE = ("Ann", "Mia", "Zoe", "Emma", "Lily", "Nora", "Priya", "Sofia", "Yuki", "Fatima", "Grace",
-          "Hana", "Irene", "Julia", "Keira", "Laura", "Maya", "Olga", "Rosa", "Wendy")
+MALE = (
+    "Tom",
+    "Ben",
+    "Sam",
+    "Leo",
+    "Max",
+    "Omar",
+    "Ravi",
+    "Hugo",
+    "Ivan",
+    "Noah",
+    "Kenji",
+    "Diego",
+    "Felix",
+    "Jamal",
+    "Oscar",
+    "Pablo",
+    "Tariq",
+    "Victor",
+    "Liam",
+    "Arjun",
+)
+FEMALE = (
+    "Ann",
+    "Mia",
+    "Zoe",
+    "Emma",
+    "Lily",
+    "Nora",
+    "Priya",
+    "Sofia",
+    "Yuki",
+    "Fatima",
+    "Grace",
+    "Hana",
+    "Irene",
+    "Julia",
+    "Keira",
+    "Laura",
+    "Maya",
+    "Olga",
+    "Rosa",
+    "Wendy",
+)
 NAMES = MALE + FEMALE
 LETTERS = "ABCDEFG"
 
@@ -144,8 +184,10 @@ def _coin_flip(rng: random.Random, difficulty: int) -> tuple[str, str, str, None
     answer = "yes" if heads else "no"
     times = "1 time" if n == 1 else f"{n} times"
     parity = "an even" if n % 2 == 0 else "an odd"
-    r.append(f"It was flipped {times}, {parity} number, so it is {'' if heads else 'not '}heads up. "
-             f"So the answer is {answer}.")
+    r.append(
+        f"It was flipped {times}, {parity} number, so it is {'' if heads else 'not '}heads up. "
+        f"So the answer is {answer}."
+    )
     return " ".join(q), " ".join(r), answer, None
 
 
@@ -156,20 +198,52 @@ _BOOKS = ("Hamlet", "Dracula", "The Odyssey", "Ulysses", "Frankenstein", "The Ho
 _POSITIONS = ("goalkeeper", "striker", "left winger", "right winger", "center midfielder", "fullback")
 # theme: (pool, intro, holding phrase, swap verb, end clause, state verb, choice format)
 _THEMES = {
-    "ball": (_COLORS, "are playing a game. At the start of the game, they are each holding a ball",
-             "has a {} ball", "swap balls", "At the end of the game, which ball does {} have?", "has", "{} ball"),
-    "present": (_COLORS, "are holding a white elephant gift exchange. At the start of the event, they are "
-                "each holding a present of a different color", "has a {} present", "swap their gifts",
-                "At the end of the event, which present does {} have?", "has", "{} present"),
-    "book": (_BOOKS, "are friends who trade books. At the start of the semester, they each buy one new book",
-             "gets {}", "swap books", "At the end of the semester, which book does {} have?", "has", "{}"),
-    "dance": (tuple(n for n in NAMES if n in ("Hugo", "Rosa", "Ivan", "Olga", "Pablo", "Wendy", "Kenji", "Hana")),
-              "are dancers at a square dance. At the start of a song, they each have a partner",
-              "is dancing with {}", "switch partners", "At the end of the dance, who is {} dancing with?",
-              "is with", "{}"),
-    "soccer": (_POSITIONS, "are on the same team in a soccer match. At the start of the match, they are each "
-               "assigned to a position", "is playing {}", "trade positions",
-               "At the end of the match, which position is {} playing?", "plays", "{}"),
+    "ball": (
+        _COLORS,
+        "are playing a game. At the start of the game, they are each holding a ball",
+        "has a {} ball",
+        "swap balls",
+        "At the end of the game, which ball does {} have?",
+        "has",
+        "{} ball",
+    ),
+    "present": (
+        _COLORS,
+        "are holding a white elephant gift exchange. At the start of the event, they are "
+        "each holding a present of a different color",
+        "has a {} present",
+        "swap their gifts",
+        "At the end of the event, which present does {} have?",
+        "has",
+        "{} present",
+    ),
+    "book": (
+        _BOOKS,
+        "are friends who trade books. At the start of the semester, they each buy one new book",
+        "gets {}",
+        "swap books",
+        "At the end of the semester, which book does {} have?",
+        "has",
+        "{}",
+    ),
+    "dance": (
+        tuple(n for n in NAMES if n in ("Hugo", "Rosa", "Ivan", "Olga", "Pablo", "Wendy", "Kenji", "Hana")),
+        "are dancers at a square dance. At the start of a song, they each have a partner",
+        "is dancing with {}",
+        "switch partners",
+        "At the end of the dance, who is {} dancing with?",
+        "is with",
+        "{}",
+    ),
+    "soccer": (
+        _POSITIONS,
+        "are on the same team in a soccer match. At the start of the match, they are each assigned to a position",
+        "is playing {}",
+        "trade positions",
+        "At the end of the match, which position is {} playing?",
+        "plays",
+        "{}",
+    ),
 }
 
 
@@ -179,8 +253,10 @@ def _tracking(rng: random.Random, difficulty: int) -> tuple[str, str, str, list[
     items = rng.sample(pool, 3)
     have = dict(zip(people, items))
     holds = [f"{p} {hold.format(x)}" for p, x in have.items()]
-    q = [f"{people[0]}, {people[1]}, and {people[2]} {intro}: {holds[0]}, {holds[1]}, and {holds[2]}.",
-         "As time goes on, pairs of them trade."]
+    q = [
+        f"{people[0]}, {people[1]}, and {people[2]} {intro}: {holds[0]}, {holds[1]}, and {holds[2]}.",
+        "As time goes on, pairs of them trade.",
+    ]
 
     def state() -> str:
         return ", ".join(f"{p} {verb} {x}" for p, x in have.items())
@@ -257,7 +333,9 @@ def _date(rng: random.Random, difficulty: int) -> tuple[str, str, str, list[str]
         for i, ev in enumerate(events):
             days, amount = _offset(rng)
             if i == 0:
-                q.append(f"{ev.capitalize()} was {amount} ago." if days < 0 else f"{ev.capitalize()} is {amount} from today.")
+                q.append(
+                    f"{ev.capitalize()} was {amount} ago." if days < 0 else f"{ev.capitalize()} is {amount} from today."
+                )
             else:
                 q.append(f"{ev.capitalize()} is {amount} {'before' if days < 0 else 'after'} {events[i - 1]}.")
             steps.append((days, amount))
@@ -337,8 +415,11 @@ def _fact(rng: random.Random, want: bool) -> tuple[str, str, str]:
             return f"Can {ax} fly?", f"{ax} can fly", why
         if kind == "eggs" and eggs is not None and eggs == want:
             if cls == "mammal":
-                why = (f"{Ax} is one of the few mammals that lay eggs." if eggs
-                       else f"{Ax} is a mammal that gives birth to live young, so it does not lay eggs.")
+                why = (
+                    f"{Ax} is one of the few mammals that lay eggs."
+                    if eggs
+                    else f"{Ax} is a mammal that gives birth to live young, so it does not lay eggs."
+                )
             else:
                 why = f"{Ax} is {_a(cls)}, and it lays eggs."
             return f"Does {ax} lay eggs?", f"{ax} lays eggs", why
@@ -410,22 +491,38 @@ def generate(dataset: str, n: int, seed: int, difficulty: int) -> list[Example]:
     while len(out) < n:
         tries += 1
         if tries > 50 * n + 1000:
-            raise ConfigError(f"{dataset}: only {len(out)} distinct questions found at difficulty {difficulty}; "
-                              f"ask for fewer than {n} or raise the difficulty")
+            raise ConfigError(
+                f"{dataset}: only {len(out)} distinct questions found at difficulty {difficulty}; "
+                f"ask for fewer than {n} or raise the difficulty"
+            )
         question, rationale, answer, choices = make(rng, difficulty)
         if question in seen:
             continue
         seen.add(question)
-        out.append(Example(
-            question=question, answer=answer, answer_type=info.answer_type, domain=info.domain,
-            dataset=dataset, id=f"{dataset}-{len(out):05d}", choices=choices,
-            rationales=[Rationale(text=rationale, answer=answer, correct=True, teacher=TEACHER)],
-        ))
+        out.append(
+            Example(
+                question=question,
+                answer=answer,
+                answer_type=info.answer_type,
+                domain=info.domain,
+                dataset=dataset,
+                id=f"{dataset}-{len(out):05d}",
+                choices=choices,
+                rationales=[Rationale(text=rationale, answer=answer, correct=True, teacher=TEACHER)],
+            )
+        )
     return out
 
 
-def build_synth(out_dir: Path, seed: int = 0, n_train: int = 300, n_test: int = 100, difficulty: int = 1,
-                datasets: list[str] | None = None, progress: bool = True) -> dict:
+def build_synth(
+    out_dir: Path,
+    seed: int = 0,
+    n_train: int = 300,
+    n_test: int = 100,
+    difficulty: int = 1,
+    datasets: list[str] | None = None,
+    progress: bool = True,
+) -> dict:
     """Write `out_dir/<key>/{train,test}.jsonl` and `out_dir/summary.json` for the synthetic suite.
 
     Train and test are disjoint slices of one pool of distinct questions. Returns the summary dict

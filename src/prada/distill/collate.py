@@ -32,8 +32,12 @@ class Batch:
     labels: torch.Tensor | None = None  # (B, T), -100 outside the target
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(*(t.to(device) if t is not None else None for t in (
-            self.input_ids, self.attention_mask, self.question_mask, self.domain, self.labels)))
+        return Batch(
+            *(
+                t.to(device) if t is not None else None
+                for t in (self.input_ids, self.attention_mask, self.question_mask, self.domain, self.labels)
+            )
+        )
 
     @property
     def num_target_tokens(self) -> int:
@@ -45,7 +49,11 @@ def tokenize_prompt(tokenizer, question: str) -> list[int]:
 
 
 def build_train_items(
-    examples: list[Example], tokenizer, domains: list[str], max_length: int, only_correct: bool = True,
+    examples: list[Example],
+    tokenizer,
+    domains: list[str],
+    max_length: int,
+    only_correct: bool = True,
     max_rationales: int = 1,
 ) -> list[TrainItem]:
     """One item per (question, kept rationale). Targets longer than max_length are truncated (no EOS then)."""
@@ -55,7 +63,9 @@ def build_train_items(
         kept = [r for r in ex.rationales if r.correct or not only_correct][: max(1, max_rationales)]
         prompt = tokenize_prompt(tokenizer, ex.question)[: max_length - 1]
         for r in kept:
-            target = tokenizer(format_target(r.text, ex.answer if r.correct else r.answer), add_special_tokens=False)["input_ids"]
+            target = tokenizer(format_target(r.text, ex.answer if r.correct else r.answer), add_special_tokens=False)[
+                "input_ids"
+            ]
             target = (target + [eos])[: max_length - len(prompt)]
             items.append(TrainItem(prompt, target, domains.index(ex.domain)))
     return items
@@ -63,7 +73,9 @@ def build_train_items(
 
 def build_question_items(examples: list[Example], tokenizer, domains: list[str], max_length: int) -> list[TrainItem]:
     """Question-only items for the adversary's target batches."""
-    return [TrainItem(tokenize_prompt(tokenizer, e.question)[:max_length], [], domains.index(e.domain)) for e in examples]
+    return [
+        TrainItem(tokenize_prompt(tokenizer, e.question)[:max_length], [], domains.index(e.domain)) for e in examples
+    ]
 
 
 def padded_length(n: int, multiple: int) -> int:

@@ -39,8 +39,10 @@ def resolve_data_dir(cfg: DataConfig) -> Path | None:
     """
     given = Path(cfg.data_dir) if cfg.data_dir else None
     if given is not None and given.exists() and not given.is_dir():
-        raise ConfigError(f"data.data_dir={given}: is a file, not a data folder; "
-                          "put a single JSONL file in data.train_files / data.test_files instead")
+        raise ConfigError(
+            f"data.data_dir={given}: is a file, not a data folder; "
+            "put a single JSONL file in data.train_files / data.test_files instead"
+        )
     if cfg.benchmark == "none":
         if given is not None and not given.exists():
             raise ConfigError(f"data.data_dir={given}: no such folder (with data.benchmark=none nothing is built)")
@@ -53,7 +55,11 @@ def resolve_data_dir(cfg: DataConfig) -> Path | None:
     if (folder / "summary.json").exists():
         return folder
     own = SYNTH if cfg.benchmark == "synth" else FTCOT12
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not p.name.startswith(".")) if folder.is_dir() else []
+    foreign = (
+        sorted(p.name for p in folder.iterdir() if p.name not in own and not p.name.startswith("."))
+        if folder.is_dir()
+        else []
+    )
     if foreign:
         raise ConfigError(
             f"data.data_dir={folder}: no summary.json, and it holds {foreign[:5]} besides any {cfg.benchmark} datasets, "
@@ -80,8 +86,12 @@ def _read_split(folder: Path, split: str) -> dict[str, list[Example]]:
             out[sub.name] = read_examples(f)
             stray = next((e for e in out[sub.name] if e.dataset != sub.name), None)
             if stray is not None:  # the folder name is the dataset key everything downstream uses
-                raise DataError(f"example {stray.id!r} says dataset {stray.dataset!r} but sits in the folder of dataset "
-                                f"{sub.name!r}; a data folder keeps each dataset's examples under <dataset>/", str(f), field="dataset")
+                raise DataError(
+                    f"example {stray.id!r} says dataset {stray.dataset!r} but sits in the folder of dataset "
+                    f"{sub.name!r}; a data folder keeps each dataset's examples under <dataset>/",
+                    str(f),
+                    field="dataset",
+                )
     return out
 
 
@@ -100,7 +110,9 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
     if cfg.datasets:
         unknown = [d for d in cfg.datasets if d not in train_by_ds and d not in test_by_ds]
         if unknown:
-            raise ConfigError(f"data.datasets: unknown dataset(s) {unknown}; available in {folder}: {sorted(train_by_ds)}")
+            raise ConfigError(
+                f"data.datasets: unknown dataset(s) {unknown}; available in {folder}: {sorted(train_by_ds)}"
+            )
         train_by_ds = {k: v for k, v in train_by_ds.items() if k in cfg.datasets}
         test_by_ds = {k: v for k, v in test_by_ds.items() if k in cfg.datasets}
     for path in cfg.train_files:
@@ -114,8 +126,10 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
         seen: set[str] = set()
         for ex in exs:
             if ex.id in seen:
-                raise DataError(f"dataset {ds!r} holds id {ex.id!r} twice (custom files merged into one dataset?); "
-                                "give each line a unique `id` or a distinct `dataset`")
+                raise DataError(
+                    f"dataset {ds!r} holds id {ex.id!r} twice (custom files merged into one dataset?); "
+                    "give each line a unique `id` or a distinct `dataset`"
+                )
             seen.add(ex.id)
     domain_of = {ex.dataset: ex.domain for exs in (*train_by_ds.values(), *test_by_ds.values()) for ex in exs}
     all_domains = sorted(set(domain_of.values()))
@@ -126,7 +140,9 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
     targets = sorted(cfg.target_domains)
     sources = sorted(cfg.source_domains) or [d for d in all_domains if d not in targets]
     if not sources:
-        raise ConfigError("data.source_domains: no source domain left; keep at least one domain out of data.target_domains")
+        raise ConfigError(
+            "data.source_domains: no source domain left; keep at least one domain out of data.target_domains"
+        )
 
     source_train, target_questions = [], []
     for ds, exs in sorted(train_by_ds.items()):
@@ -148,6 +164,10 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
         if domain_of[ds] in sources or domain_of[ds] in targets
     }
     return DistillationSet(
-        source_train=usable, target_questions=target_questions, test_sets=tests,
-        domains=sources + targets, source_domains=sources, target_domains=targets,
+        source_train=usable,
+        target_questions=target_questions,
+        test_sets=tests,
+        domains=sources + targets,
+        source_domains=sources,
+        target_domains=targets,
     )

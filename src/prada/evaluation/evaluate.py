@@ -36,13 +36,19 @@ def load_test_sets(cfg: RunConfig, data: str | None, split: str) -> dict[str, li
             sets.setdefault(ex.dataset, []).append(ex)
         return sets
     if path.is_dir():
-        sets = {sub.name: read_examples(sub / f"{split}.jsonl") for sub in sorted(path.iterdir()) if (sub / f"{split}.jsonl").exists()}
+        sets = {
+            sub.name: read_examples(sub / f"{split}.jsonl")
+            for sub in sorted(path.iterdir())
+            if (sub / f"{split}.jsonl").exists()
+        }
         if sets:
             return sets
     raise PradaError(f"--data {data}: expected a JSONL file or a folder with <dataset>/{split}.jsonl files")
 
 
-def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", out: str | None = None, progress: bool = True) -> tuple[dict, Path]:
+def evaluate_run(
+    run_dir: Path, data: str | None = None, split: str = "test", out: str | None = None, progress: bool = True
+) -> tuple[dict, Path]:
     """Evaluate a trained run; returns (eval result, path of eval.json)."""
     from prada.train.loop import bf16_supported, finished_run_config
     from prada.train.student import load_student
@@ -60,13 +66,19 @@ def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", ou
     style = method_spec(cfg.method).prompt_style
 
     out_path = Path(out) if out else run_dir / "eval.json"
-    key = hashlib.sha256(json.dumps([str(data), split, cfg.eval.max_new_tokens, str(out_path)]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([str(data), split, cfg.eval.max_new_tokens, str(out_path)]).encode()).hexdigest()[
+        :12
+    ]
     cache_path = run_dir / ".eval_cache" / f"{key}.jsonl"
     done = {(r["dataset"], r["id"]): r["output"] for r in read_jsonl_tolerant(cache_path)}
 
     todo = [(ds, ex) for ds, exs in tests.items() for ex in exs if (ds, ex.id) not in done]
-    bar = tqdm(total=sum(len(v) for v in tests.values()), initial=sum(len(v) for v in tests.values()) - len(todo),
-               desc="eval", disable=not progress)
+    bar = tqdm(
+        total=sum(len(v) for v in tests.values()),
+        initial=sum(len(v) for v in tests.values()) - len(todo),
+        desc="eval",
+        disable=not progress,
+    )
 
     def record(indices: list[int], texts: list[str]) -> None:
         for i, text in zip(indices, texts):
@@ -76,8 +88,16 @@ def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", ou
         bar.update(len(indices))
 
     if todo:
-        generate_texts(student, tokenizer, [format_input(ex.question, style) for _, ex in todo], cfg.eval.max_new_tokens,
-                       cfg.eval.batch_size, device, dtype, on_finish=record)
+        generate_texts(
+            student,
+            tokenizer,
+            [format_input(ex.question, style) for _, ex in todo],
+            cfg.eval.max_new_tokens,
+            cfg.eval.batch_size,
+            device,
+            dtype,
+            on_finish=record,
+        )
     bar.close()
 
     predictions, per_dataset = [], {}
@@ -88,12 +108,25 @@ def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test", ou
             pred = extract_answer(text, ex.answer_type, ex.choices)
             ok = is_correct(pred, ex.answer, ex.answer_type)
             flags.append(ok)
-            predictions.append({"dataset": ds, "id": ex.id, "domain": ex.domain, "question": ex.question,
-                                "output": text, "prediction": pred, "answer": ex.answer, "correct": ok})
+            predictions.append(
+                {
+                    "dataset": ds,
+                    "id": ex.id,
+                    "domain": ex.domain,
+                    "question": ex.question,
+                    "output": text,
+                    "prediction": pred,
+                    "answer": ex.answer,
+                    "correct": ok,
+                }
+            )
         per_dataset[ds] = {"domain": exs[0].domain, "n": len(exs), "accuracy": accuracy(flags)}
     targets = list(cfg.data.target_domains)
     sources = list(cfg.data.source_domains) or sorted({d["domain"] for d in per_dataset.values()} - set(targets))
     result = {"method": cfg.method, "datasets": per_dataset, **summarize(per_dataset, sources, targets)}
-    atomic_write_jsonl(out_path.with_name("predictions.jsonl") if out is None else out_path.with_suffix(".predictions.jsonl"), predictions)
+    atomic_write_jsonl(
+        out_path.with_name("predictions.jsonl") if out is None else out_path.with_suffix(".predictions.jsonl"),
+        predictions,
+    )
     atomic_write_json(out_path, result)
     return result, out_path

@@ -33,7 +33,9 @@ _NUMBER_RE = re.compile(
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _QUOTED_RE = re.compile(r"\"([^\"\n]+)\"|“([^”\n]+)”|'([^'\n]+)'")
 # Words that follow a choice letter ("A or E", "A is correct"), unlike the article ("A person ...").
-_AFTER_LETTER = frozenset("or and nor to through is was seems would could might may must should because since as".split())
+_AFTER_LETTER = frozenset(
+    "or and nor to through is was seems would could might may must should because since as".split()
+)
 _QUOTE_CHARS = "\"'“”‘’`"
 
 
@@ -99,9 +101,9 @@ def _choice_candidates(text: str, choices: list[str]) -> list[str]:
             out.append(m.group(1))
             continue
         letter = m.group(2)
-        if letter == "A" and not text[m.end():m.end() + 1] == ")":
+        if letter == "A" and not text[m.end() : m.end() + 1] == ")":
             before = text[: m.start()].rstrip(" \t")
-            after = text[m.end():]
+            after = text[m.end() :]
             at_sentence_start = before == "" or before[-1] in ".!?:\n"
             word = re.match(r" ([a-z]+)", after)
             if at_sentence_start and word and word.group(1) not in _AFTER_LETTER:

@@ -45,8 +45,13 @@ class _Rows:
             shape[dim] = missing
             return torch.cat([x.new_zeros(shape), x], dim)
 
-        self.cache = _cache([(torch.cat([pad(k, 2), pad(k2, 2)]), torch.cat([pad(v, 2), pad(v2, 2)]))
-                             for (k, v), (k2, v2) in zip(_layers(self.cache), _layers(other.cache))], config)
+        self.cache = _cache(
+            [
+                (torch.cat([pad(k, 2), pad(k2, 2)]), torch.cat([pad(v, 2), pad(v2, 2)]))
+                for (k, v), (k2, v2) in zip(_layers(self.cache), _layers(other.cache))
+            ],
+            config,
+        )
         self.mask = torch.cat([pad(self.mask, 1), pad(other.mask, 1)])
         self.positions = torch.cat([self.positions, other.positions])
         self.index = self.index + other.index
@@ -75,8 +80,11 @@ def weight_first_linears(model: nn.Module) -> Iterator[None]:
     per-example `generate`. Other devices and module types keep their own kernels; `greedy_generate`
     opens it only without autocast.
     """
-    linears = [m for m in model.modules()
-               if type(m) is nn.Linear and m.weight.device.type == "cpu" and "forward" not in m.__dict__]
+    linears = [
+        m
+        for m in model.modules()
+        if type(m) is nn.Linear and m.weight.device.type == "cpu" and "forward" not in m.__dict__
+    ]
     for m in linears:
         m.forward = _weight_first.__get__(m)
     try:
@@ -100,20 +108,32 @@ def _prefill(student, prompts: list[list[int]], index: list[int], pad_id: int, d
     ids = torch.full((len(prompts), T), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((len(prompts), T), dtype=torch.long, device=device)
     for b, x in enumerate(prompts):  # left padding: every row's last token is at position T-1
-        ids[b, T - len(x):] = torch.tensor(x, device=device)
-        mask[b, T - len(x):] = 1
+        ids[b, T - len(x) :] = torch.tensor(x, device=device)
+        mask[b, T - len(x) :] = 1
     embeds, mask = student.embed(ids, mask)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     cache = DynamicCache(config=student.lm.config)
-    out = student.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True,
-                     logits_to_keep=1, **{cache_keyword(student.lm): cache})
+    out = student.lm(
+        inputs_embeds=embeds,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_keyword(student.lm): cache},
+    )
     return out.logits[:, -1], _Rows(index, cache, mask, positions[:, -1:] + 1)
 
 
 @torch.no_grad()
 def greedy_generate(
-    student, input_ids: list[list[int]], eos_id: int, pad_id: int, max_new_tokens: int, batch_size: int = 0,
-    device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
+    student,
+    input_ids: list[list[int]],
+    eos_id: int,
+    pad_id: int,
+    max_new_tokens: int,
+    batch_size: int = 0,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[list[int]]], None] | None = None,
 ) -> list[list[int]]:
     """Greedy new tokens (EOS excluded) for every prompt, `batch_size` rows at a time (0: all at once).
@@ -129,7 +149,9 @@ def greedy_generate(
     config, cache_kw = student.lm.config, cache_keyword(student.lm)
     rows: _Rows | None = None
     logits = torch.empty(0)
-    ctx = torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+    ctx = (
+        torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+    )
     # measured in fp32 only; under autocast the CPU's bf16 kernels keep their own orientation
     weight_first = weight_first_linears(student.lm) if autocast_dtype is None else nullcontext()
     with ctx, weight_first:
@@ -162,16 +184,26 @@ def greedy_generate(
                 next_tokens = next_tokens[torch.tensor(keep, device=next_tokens.device)]
             # --- one decoding step for the rows still running
             rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.mask.shape[0], 1))], 1)
-            out = student.lm(input_ids=next_tokens[:, None], attention_mask=rows.mask, position_ids=rows.positions,
-                             use_cache=True, **{cache_kw: rows.cache})
+            out = student.lm(
+                input_ids=next_tokens[:, None],
+                attention_mask=rows.mask,
+                position_ids=rows.positions,
+                use_cache=True,
+                **{cache_kw: rows.cache},
+            )
             rows.positions = rows.positions + 1
             logits = out.logits[:, -1]
     return outputs
 
 
 def generate_texts(
-    student, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
-    device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
+    student,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
     """Tokenise once, generate with refilled batches, decode. `on_finish(indices, texts)` sees rows as they finish."""
@@ -185,6 +217,15 @@ def generate_texts(
         if on_finish is not None:
             on_finish(indices, decoded)
 
-    greedy_generate(student, encoded, tokenizer.eos_token_id, tokenizer.pad_token_id, max_new_tokens, batch_size,
-                    device, autocast_dtype, on_finish=finished)
+    greedy_generate(
+        student,
+        encoded,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        max_new_tokens,
+        batch_size,
+        device,
+        autocast_dtype,
+        on_finish=finished,
+    )
     return texts

@@ -15,9 +15,11 @@ def summarize(per_dataset: dict[str, dict], source_domains: list[str], target_do
     by_domain: dict[str, list[float]] = {}
     for info in per_dataset.values():
         by_domain.setdefault(info["domain"], []).append(info["accuracy"])
+
     def _mean_of(domains: list[str]) -> float | None:
         accs = [d["accuracy"] for d in per_dataset.values() if d["domain"] in domains]
         return mean(accs) if accs else None
+
     return {
         "domains": {d: mean(v) for d, v in sorted(by_domain.items())},
         "mean_accuracy": mean(d["accuracy"] for d in per_dataset.values()) if per_dataset else 0.0,
@@ -26,7 +28,9 @@ def summarize(per_dataset: dict[str, dict], source_domains: list[str], target_do
     }
 
 
-def bootstrap_ci(flags_by_group: list[list[bool]], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    flags_by_group: list[list[bool]], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile CI of the macro mean accuracy, resampling items within each group (dataset or seed x dataset).
 
     Resampling n 0/1 flags with replacement is a binomial draw, so each group costs one vectorised call.

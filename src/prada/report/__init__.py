@@ -30,10 +30,16 @@ def _config_summary(cfg) -> dict:
     """The handful of settings a reader needs to tell runs apart."""
     d = config_to_dict(cfg)
     return {
-        "method": cfg.method, "seed": cfg.seed, "backbone": cfg.backbone, "student": cfg.student.model,
-        "benchmark": cfg.data.benchmark, "datasets": cfg.data.datasets,
-        "source_domains": cfg.data.source_domains, "target_domains": cfg.data.target_domains,
-        "max_train_per_dataset": cfg.data.max_train_per_dataset, "max_test_per_dataset": cfg.data.max_test_per_dataset,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "backbone": cfg.backbone,
+        "student": cfg.student.model,
+        "benchmark": cfg.data.benchmark,
+        "datasets": cfg.data.datasets,
+        "source_domains": cfg.data.source_domains,
+        "target_domains": cfg.data.target_domains,
+        "max_train_per_dataset": cfg.data.max_train_per_dataset,
+        "max_test_per_dataset": cfg.data.max_test_per_dataset,
         "train": {k: d["train"][k] for k in ("epochs", "max_steps", "batch_size", "grad_accum", "lr", "precision")},
         "adversary": {k: d["adversary"][k] for k in ("lambda_max", "schedule", "layer")},
         "prompt": {k: d["prompt"][k] for k in ("num_virtual_tokens", "encoder")},
@@ -68,20 +74,32 @@ def _run_record(run: Any, root: Path, n_boot: int) -> dict:
     explain = run_dir / "explain" / "explain.json"
     done = run_dir / "train_done.json"
     record = {
-        "run": run_dir.name, "dir": str(run_dir.relative_to(root)) if run_dir.is_relative_to(root) else str(run_dir),
-        "method": run.method, "fold": run.fold, "seed": run.seed,
-        "source_domains": sorted(sources), "target_domains": sorted(targets),
+        "run": run_dir.name,
+        "dir": str(run_dir.relative_to(root)) if run_dir.is_relative_to(root) else str(run_dir),
+        "method": run.method,
+        "fold": run.fold,
+        "seed": run.seed,
+        "source_domains": sorted(sources),
+        "target_domains": sorted(targets),
         "config": _config_summary(run.config),
         "train": json.loads(done.read_text()) if done.exists() else None,
-        "eval": result, "ci": ci,
+        "eval": result,
+        "ci": ci,
         "explain": None,
     }
     if explain.exists():
         ex = json.loads(explain.read_text())
         record["explain"] = {
-            "path": str((explain.parent / "explain.md").relative_to(root)) if explain.is_relative_to(root) else str(explain.parent / "explain.md"),
-            **{side: {"probe_accuracy": (ex[side].get("probe") or {}).get("accuracy"), "pad_mean": ex[side].get("pad_mean")}
-               for side in ("trained", "untrained")},
+            "path": str((explain.parent / "explain.md").relative_to(root))
+            if explain.is_relative_to(root)
+            else str(explain.parent / "explain.md"),
+            **{
+                side: {
+                    "probe_accuracy": (ex[side].get("probe") or {}).get("accuracy"),
+                    "pad_mean": ex[side].get("pad_mean"),
+                }
+                for side in ("trained", "untrained")
+            },
         }
     return record
 
@@ -105,12 +123,23 @@ def _aggregate(records: list[dict], flags_of: dict[str, dict[str, list[bool]]], 
         return [g for r in records for g in _groups(flags_of[r["run"]], keys)]
 
     by_domain = lambda doms: [k for k, v in datasets.items() if v["domain"] in doms]  # noqa: E731
-    out: dict = {"method": first["method"], "fold": first["fold"], "seeds": [r["seed"] for r in records],
-                 "source_domains": first["source_domains"], "target_domains": first["target_domains"],
-                 "datasets": {}, "domains": {}}
+    out: dict = {
+        "method": first["method"],
+        "fold": first["fold"],
+        "seeds": [r["seed"] for r in records],
+        "source_domains": first["source_domains"],
+        "target_domains": first["target_domains"],
+        "datasets": {},
+        "domains": {},
+    }
     for k, v in datasets.items():
         c = cell([r["eval"]["datasets"].get(k, {}).get("accuracy") for r in records], groups([k]))
-        out["datasets"][k] = {"domain": v["domain"], "role": "target" if v["domain"] in targets else "source", "n": v["n"], **(c or {})}
+        out["datasets"][k] = {
+            "domain": v["domain"],
+            "role": "target" if v["domain"] in targets else "source",
+            "n": v["n"],
+            **(c or {}),
+        }
     for d in first["eval"]["domains"]:
         c = cell([r["eval"]["domains"].get(d) for r in records], groups(by_domain({d})))
         out["domains"][d] = {"role": "target" if d in targets else "source", **(c or {})}
@@ -133,9 +162,11 @@ def _across_folds(summary: list[dict], records: list[dict], flags_of: dict, n_bo
             vals = [s[key]["accuracy"] for s in rows if s.get(key)]
             groups = [
                 flags_of[r["run"]][k]
-                for r in records if r["method"] == method
+                for r in records
+                if r["method"] == method
                 for k, v in r["eval"]["datasets"].items()
-                if k in flags_of[r["run"]] and (role is None or (v["domain"] in r["target_domains"]) == (role == "target"))
+                if k in flags_of[r["run"]]
+                and (role is None or (v["domain"] in r["target_domains"]) == (role == "target"))
             ]
             entry[key] = {"accuracy": round(mean(vals), 2), "ci": _ci(groups, n_boot)} if vals else None
         s, t = entry["source_accuracy"], entry["target_accuracy"]
@@ -158,13 +189,22 @@ def collect_results(root: Path, runs: list[Any], experiment: Any, n_boot: int = 
     exp = dataclasses.asdict(experiment) if dataclasses.is_dataclass(experiment) else dict(experiment)
     datasets = sorted({k for r in records for k in r["eval"]["datasets"]})
     return {
-        "name": exp.get("name"), "protocol": exp.get("protocol"), "methods": exp.get("methods"),
-        "folds": list(dict.fromkeys(r["fold"] for r in records)), "seeds": exp.get("seeds"),
-        "ci": {"level": LEVEL, "n_boot": n_boot, "method": "percentile bootstrap over test items, resampled within each dataset (and seed); macro mean over datasets"},
+        "name": exp.get("name"),
+        "protocol": exp.get("protocol"),
+        "methods": exp.get("methods"),
+        "folds": list(dict.fromkeys(r["fold"] for r in records)),
+        "seeds": exp.get("seeds"),
+        "ci": {
+            "level": LEVEL,
+            "n_boot": n_boot,
+            "method": "percentile bootstrap over test items, resampled within each dataset (and seed); macro mean over datasets",
+        },
         "experiment": exp,
         "runs": records,
         "summary": summary,
-        "across_folds": _across_folds(summary, records, flags_of, n_boot) if len({r["fold"] for r in records}) > 1 else [],
+        "across_folds": _across_folds(summary, records, flags_of, n_boot)
+        if len({r["fold"] for r in records}) > 1
+        else [],
         "published": {k: PUBLISHED_FTCOT[k] for k in datasets if k in PUBLISHED_FTCOT},
     }
 
@@ -175,7 +215,9 @@ def write_report(root: Path, runs: list[Any], experiment: Any) -> Path:
     from prada.report.plots import write_plots
 
     root = Path(root)
-    n_boot = experiment.get("bootstrap", 1000) if isinstance(experiment, dict) else getattr(experiment, "bootstrap", 1000)
+    n_boot = (
+        experiment.get("bootstrap", 1000) if isinstance(experiment, dict) else getattr(experiment, "bootstrap", 1000)
+    )
     results = collect_results(root, runs, experiment, n_boot)
     plots = write_plots(results, root, {r["run"]: Path(run.dir) for r, run in zip(results["runs"], runs)})
     results["plots"] = [p.name for p in plots]

@@ -36,8 +36,17 @@ N_SAMPLES = 3
 
 
 @torch.no_grad()
-def question_features(student, tokenizer, examples: list[Example], layer: int, max_length: int,
-                      batch_size: int = 16, pad_multiple: int = 16, desc: str = "features", progress: bool = True) -> np.ndarray:
+def question_features(
+    student,
+    tokenizer,
+    examples: list[Example],
+    layer: int,
+    max_length: int,
+    batch_size: int = 16,
+    pad_multiple: int = 16,
+    desc: str = "features",
+    progress: bool = True,
+) -> np.ndarray:
     """Pooled question features: (N,) examples -> (N, H) float32, mean over real question tokens at `layer`."""
     from prada.distill.collate import build_question_items, collate
     from prada.methods.adversary import pool_question
@@ -108,8 +117,11 @@ def proxy_a_distances(X: np.ndarray, labels: list[str], folds: int = 5, seed: in
 
 def analyse(X: np.ndarray, labels: list[str], seed: int = 0) -> dict:
     pad = proxy_a_distances(X, labels, seed=seed)
-    return {"probe": domain_probe(X, labels, seed=seed), "pad": pad,
-            "pad_mean": round(float(np.mean(list(pad.values()))), 4) if pad else None}
+    return {
+        "probe": domain_probe(X, labels, seed=seed),
+        "pad": pad,
+        "pad_mean": round(float(np.mean(list(pad.values()))), 4) if pad else None,
+    }
 
 
 # --- plot ---------------------------------------------------------------------------------------------------
@@ -129,8 +141,15 @@ def plot_features(panels: dict[str, np.ndarray], labels: list[str], targets: set
         xy = PCA(n_components=2, random_state=0).fit_transform(X) if len(X) > 2 else np.zeros((len(X), 2))
         for i, d in enumerate(domains):
             m = np.array([lab == d for lab in labels])
-            ax.scatter(xy[m, 0], xy[m, 1], s=14, alpha=0.7, color=f"C{i}", marker="x" if d in targets else "o",
-                       label=f"{d} (target)" if d in targets else d)
+            ax.scatter(
+                xy[m, 0],
+                xy[m, 1],
+                s=14,
+                alpha=0.7,
+                color=f"C{i}",
+                marker="x" if d in targets else "o",
+                label=f"{d} (target)" if d in targets else d,
+            )
         ax.set_title(title)
         ax.set_xlabel("PC1")
         ax.set_ylabel("PC2")
@@ -145,7 +164,9 @@ def plot_features(panels: dict[str, np.ndarray], labels: list[str], targets: set
 # --- data ---------------------------------------------------------------------------------------------------
 
 
-def _test_examples(cfg: RunConfig, data: str | None, max_per_dataset: int) -> tuple[list[Example], dict[tuple[str, str], Example]]:
+def _test_examples(
+    cfg: RunConfig, data: str | None, max_per_dataset: int
+) -> tuple[list[Example], dict[tuple[str, str], Example]]:
     """(capped examples to featurise, every test example by (dataset, id) for the rationale lookup)."""
     if data is None:
         from prada.distill.dataset import load_distillation_set
@@ -172,17 +193,28 @@ def _samples(run_dir: Path, by_id: dict[tuple[str, str], Example], domains: list
     for d in domains:
         rows = [p for p in preds if p.get("domain") == d][:N_SAMPLES]
         if not rows:  # no evaluation yet: show the teacher side only
-            rows = [{"dataset": e.dataset, "id": e.id, "domain": d, "question": e.question, "answer": e.answer}
-                    for (ds, _), e in by_id.items() if e.domain == d][:N_SAMPLES]
+            rows = [
+                {"dataset": e.dataset, "id": e.id, "domain": d, "question": e.question, "answer": e.answer}
+                for (ds, _), e in by_id.items()
+                if e.domain == d
+            ][:N_SAMPLES]
         samples = []
         for p in rows:
             ex = by_id.get((p["dataset"], p["id"]))
             teacher = ex.rationales[0] if ex is not None and ex.rationales else None
-            samples.append({
-                "dataset": p["dataset"], "id": p["id"], "question": p["question"], "answer": p["answer"],
-                "student": p.get("output"), "student_prediction": p.get("prediction"), "student_correct": p.get("correct"),
-                "teacher": teacher.text if teacher else None, "teacher_answer": teacher.answer if teacher else None,
-            })
+            samples.append(
+                {
+                    "dataset": p["dataset"],
+                    "id": p["id"],
+                    "question": p["question"],
+                    "answer": p["answer"],
+                    "student": p.get("output"),
+                    "student_prediction": p.get("prediction"),
+                    "student_correct": p.get("correct"),
+                    "teacher": teacher.text if teacher else None,
+                    "teacher_answer": teacher.answer if teacher else None,
+                }
+            )
         out[d] = samples
     return out
 
@@ -190,17 +222,17 @@ def _samples(run_dir: Path, by_id: dict[tuple[str, str], Example], domains: list
 # --- entry point --------------------------------------------------------------------------------------------
 
 
-def explain_run(run_dir: Path, data: str | None = None, max_per_dataset: int = 64, batch_size: int = 16,
-                progress: bool = True) -> Path:
+def explain_run(
+    run_dir: Path, data: str | None = None, max_per_dataset: int = 64, batch_size: int = 16, progress: bool = True
+) -> Path:
     """Write RUN_DIR/explain/{explain.json, explain.md, features_pca.png}; returns that folder.
 
     `data` (DATA_DIR or FILE.jsonl) replaces the run's own test sets; `max_per_dataset` caps the
     questions featurised per dataset (features are cheap; the probes want a few dozen per domain).
     """
     from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
-    from prada.train.student import Student, load_student
-
     from prada.train.loop import finished_run_config
+    from prada.train.student import Student, load_student
 
     run_dir = Path(run_dir)
     cfg = finished_run_config(run_dir)
@@ -217,21 +249,35 @@ def explain_run(run_dir: Path, data: str | None = None, max_per_dataset: int = 6
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     trained, tokenizer = load_student(run_dir, cfg)
     trained.to(device)
-    feats = {"trained": question_features(trained, tokenizer, examples, layer, max_len, batch_size, desc="features (trained)", progress=progress)}
+    feats = {
+        "trained": question_features(
+            trained, tokenizer, examples, layer, max_len, batch_size, desc="features (trained)", progress=progress
+        )
+    }
     del trained
     base_path = resolve_model(cfg.student.model)
     untrained = Student(load_causal_lm(base_path, cfg.student.trust_remote_code)).eval().to(device)
     base_tok = load_tokenizer(base_path, cfg.student.trust_remote_code)
-    feats["untrained"] = question_features(untrained, base_tok, examples, layer, max_len, batch_size, desc="features (untrained)", progress=progress)
+    feats["untrained"] = question_features(
+        untrained, base_tok, examples, layer, max_len, batch_size, desc="features (untrained)", progress=progress
+    )
     del untrained
 
     out = run_dir / "explain"
     out.mkdir(parents=True, exist_ok=True)
-    plot_features({f"{cfg.method} (trained)": feats["trained"], "untrained base student": feats["untrained"]}, labels, targets,
-                  out / "features_pca.png")
+    plot_features(
+        {f"{cfg.method} (trained)": feats["trained"], "untrained base student": feats["untrained"]},
+        labels,
+        targets,
+        out / "features_pca.png",
+    )
     result = {
-        "run": str(run_dir), "method": cfg.method, "layer": layer, "domains": domains,
-        "source_domains": [d for d in domains if d not in targets], "target_domains": [d for d in domains if d in targets],
+        "run": str(run_dir),
+        "method": cfg.method,
+        "layer": layer,
+        "domains": domains,
+        "source_domains": [d for d in domains if d not in targets],
+        "target_domains": [d for d in domains if d in targets],
         "n_questions": {d: labels.count(d) for d in domains},
         "trained": analyse(feats["trained"], labels, cfg.seed),
         "untrained": analyse(feats["untrained"], labels, cfg.seed),
@@ -259,28 +305,43 @@ def render_explain(r: dict) -> str:
     t, u = r["trained"], r["untrained"]
     probe = lambda side: side["probe"] or {}  # noqa: E731
     lines = [
-        f"# Domain alignment: `{Path(r['run']).name}` ({r['method']})", "",
+        f"# Domain alignment: `{Path(r['run']).name}` ({r['method']})",
+        "",
         f"Features: hidden states at layer {r['layer']}, mean over each question's real tokens "
         f"(the adversary's input), for {sum(r['n_questions'].values())} test questions "
-        f"({', '.join(f'{d}: {n}' for d, n in r['n_questions'].items())}). Target domains: {', '.join(r['target_domains']) or 'none'}.", "",
-        "## Domain probe (5-fold cross-validated logistic regression)", "",
-        "| features | probe accuracy | majority rate | mean PAD |", "|---|---|---|---|",
+        f"({', '.join(f'{d}: {n}' for d, n in r['n_questions'].items())}). Target domains: {', '.join(r['target_domains']) or 'none'}.",
+        "",
+        "## Domain probe (5-fold cross-validated logistic regression)",
+        "",
+        "| features | probe accuracy | majority rate | mean PAD |",
+        "|---|---|---|---|",
         f"| trained | {_num(probe(t).get('accuracy'))} | {_num(probe(t).get('chance'))} | {_num(t['pad_mean'])} |",
-        f"| untrained | {_num(probe(u).get('accuracy'))} | {_num(probe(u).get('chance'))} | {_num(u['pad_mean'])} |", "",
+        f"| untrained | {_num(probe(u).get('accuracy'))} | {_num(probe(u).get('chance'))} | {_num(u['pad_mean'])} |",
+        "",
         "Lower probe accuracy (towards the majority rate) and lower PAD mean the trained features carry less domain "
         "information than the base model's: the alignment the adversary aims for. Task-relevant differences between "
-        "domains keep both well above chance in practice; compare trained with untrained and across methods.", "",
-        "## Proxy A-distance per domain pair (2(1-2·err); 0 = indistinguishable, 2 = separable)", "",
-        "| pair | trained | untrained |", "|---|---|---|",
-        *(f"| {pair.replace('|', ' vs ')} | {_num(t['pad'].get(pair))} | {_num(u['pad'].get(pair))} |" for pair in sorted(set(t["pad"]) | set(u["pad"]))), "",
-        f"![features]({r['plot']})", "",
+        "domains keep both well above chance in practice; compare trained with untrained and across methods.",
+        "",
+        "## Proxy A-distance per domain pair (2(1-2·err); 0 = indistinguishable, 2 = separable)",
+        "",
+        "| pair | trained | untrained |",
+        "|---|---|---|",
+        *(
+            f"| {pair.replace('|', ' vs ')} | {_num(t['pad'].get(pair))} | {_num(u['pad'].get(pair))} |"
+            for pair in sorted(set(t["pad"]) | set(u["pad"]))
+        ),
+        "",
+        f"![features]({r['plot']})",
+        "",
         "## Sample rationales (student vs teacher)",
     ]
     for d, samples in r["samples"].items():
         lines += ["", f"### {d}{' (target)' if d in r['target_domains'] else ''}", ""]
         for s in samples:
             mark = {True: "correct", False: "wrong", None: "not evaluated"}[s["student_correct"]]
-            lines += [f"- **{s['dataset']} `{s['id']}`** — {_clip(s['question'], 300)} (gold: {s['answer']})",
-                      f"  - student ({mark}, predicted {s['student_prediction'] or 'nothing'}): {_clip(s['student'])}",
-                      f"  - teacher: {_clip(s['teacher'])}"]
+            lines += [
+                f"- **{s['dataset']} `{s['id']}`** — {_clip(s['question'], 300)} (gold: {s['answer']})",
+                f"  - student ({mark}, predicted {s['student_prediction'] or 'nothing'}): {_clip(s['student'])}",
+                f"  - teacher: {_clip(s['teacher'])}",
+            ]
     return "\n".join(lines) + "\n"

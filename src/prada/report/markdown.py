@@ -23,7 +23,11 @@ PUBLISHED_FTCOT: dict[str, dict[str, float]] = {
         ("strategy_qa", 53.5, 55.75, 59.97),
     ]
 }
-PUBLISHED_COLUMNS = {"teacher": "teacher (davinci-002 ZS-CoT)", "gpt2_124m": "FT-CoT GPT-2 124M", "flan_t5_base": "FT-CoT Flan-T5-base"}
+PUBLISHED_COLUMNS = {
+    "teacher": "teacher (davinci-002 ZS-CoT)",
+    "gpt2_124m": "FT-CoT GPT-2 124M",
+    "flan_t5_base": "FT-CoT Flan-T5-base",
+}
 
 
 def fmt_cell(cell: dict | None) -> str:
@@ -40,25 +44,61 @@ def fmt_cell(cell: dict | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 def _source_target(results: dict) -> list[str]:
     rows = []
     for s in results["summary"]:
         gap = f"{s['gap']:+.1f}" if s.get("gap") is not None else "–"
-        rows.append([s["method"], s["fold"], ", ".join(s["source_domains"]) or "–", ", ".join(s["target_domains"]) or "–",
-                     fmt_cell(s["source_accuracy"]), fmt_cell(s["target_accuracy"]), gap, fmt_cell(s["mean_accuracy"]),
-                     str(len(s["seeds"]))])
+        rows.append(
+            [
+                s["method"],
+                s["fold"],
+                ", ".join(s["source_domains"]) or "–",
+                ", ".join(s["target_domains"]) or "–",
+                fmt_cell(s["source_accuracy"]),
+                fmt_cell(s["target_accuracy"]),
+                gap,
+                fmt_cell(s["mean_accuracy"]),
+                str(len(s["seeds"])),
+            ]
+        )
     out = ["## Source vs target", ""]
-    out += _table(["method", "fold", "source domains", "target domains", "source acc", "target acc", "gap (S-T)", "mean acc", "seeds"], rows)
+    out += _table(
+        [
+            "method",
+            "fold",
+            "source domains",
+            "target domains",
+            "source acc",
+            "target acc",
+            "gap (S-T)",
+            "mean acc",
+            "seeds",
+        ],
+        rows,
+    )
     if results.get("across_folds"):
         out += ["", "### Across folds (each fold's target is a different domain)", ""]
-        out += _table(["method", "folds", "source acc", "target acc", "gap (S-T)", "mean acc"], [
-            [a["method"], ", ".join(a["folds"]), fmt_cell(a["source_accuracy"]), fmt_cell(a["target_accuracy"]),
-             f"{a['gap']:+.1f}" if a.get("gap") is not None else "–", fmt_cell(a["mean_accuracy"])]
-            for a in results["across_folds"]
-        ])
+        out += _table(
+            ["method", "folds", "source acc", "target acc", "gap (S-T)", "mean acc"],
+            [
+                [
+                    a["method"],
+                    ", ".join(a["folds"]),
+                    fmt_cell(a["source_accuracy"]),
+                    fmt_cell(a["target_accuracy"]),
+                    f"{a['gap']:+.1f}" if a.get("gap") is not None else "–",
+                    fmt_cell(a["mean_accuracy"]),
+                ]
+                for a in results["across_folds"]
+            ],
+        )
     return out
 
 
@@ -72,21 +112,34 @@ def _per_fold(results: dict) -> list[str]:
         methods = [s["method"] for s in rows]
         first = rows[0]
         out += ["", f"## Fold `{fold}`", "", "### Per domain", ""]
-        out += _table(["domain", "role", *methods], [
-            [d, info["role"], *(fmt_cell(s["domains"].get(d)) for s in rows)] for d, info in first["domains"].items()
-        ])
+        out += _table(
+            ["domain", "role", *methods],
+            [[d, info["role"], *(fmt_cell(s["domains"].get(d)) for s in rows)] for d, info in first["domains"].items()],
+        )
         out += ["", "### Per dataset", ""]
         pub_cols = list(PUBLISHED_COLUMNS) if any(k in published for k in first["datasets"]) else []
         header = ["dataset", "domain", "role", "n", *methods, *(PUBLISHED_COLUMNS[c] for c in pub_cols)]
-        out += _table(header, [
-            [k, info["domain"], info["role"], str(info["n"]), *(fmt_cell(s["datasets"].get(k)) for s in rows),
-             *(f"{published[k][c]:.1f}" if k in published else "–" for c in pub_cols)]
-            for k, info in first["datasets"].items()
-        ])
+        out += _table(
+            header,
+            [
+                [
+                    k,
+                    info["domain"],
+                    info["role"],
+                    str(info["n"]),
+                    *(fmt_cell(s["datasets"].get(k)) for s in rows),
+                    *(f"{published[k][c]:.1f}" if k in published else "–" for c in pub_cols),
+                ]
+                for k, info in first["datasets"].items()
+            ],
+        )
         if pub_cols:
-            out += ["", "Published columns: Fine-tune-CoT (Ho et al., ACL 2023), one student per dataset trained on that "
-                    "dataset (in-domain), on their test sets (prada splits gsm8k, aqua and commonsense_qa differently: see "
-                    "docs/data.md); ours may use other students, slices and protocols. Context, not a like-for-like comparison."]
+            out += [
+                "",
+                "Published columns: Fine-tune-CoT (Ho et al., ACL 2023), one student per dataset trained on that "
+                "dataset (in-domain), on their test sets (prada splits gsm8k, aqua and commonsense_qa differently: see "
+                "docs/data.md); ours may use other students, slices and protocols. Context, not a like-for-like comparison.",
+            ]
     return out
 
 
@@ -97,15 +150,30 @@ def _explain(results: dict) -> list[str]:
         if not ex:
             continue
         num = lambda v, f: f.format(v) if v is not None else "–"  # noqa: E731
-        rows.append([r["run"], num(ex["trained"]["probe_accuracy"], "{:.2f}"), num(ex["untrained"]["probe_accuracy"], "{:.2f}"),
-                     num(ex["trained"]["pad_mean"], "{:.2f}"), num(ex["untrained"]["pad_mean"], "{:.2f}"), f"[explain.md]({ex['path']})"])
+        rows.append(
+            [
+                r["run"],
+                num(ex["trained"]["probe_accuracy"], "{:.2f}"),
+                num(ex["untrained"]["probe_accuracy"], "{:.2f}"),
+                num(ex["trained"]["pad_mean"], "{:.2f}"),
+                num(ex["untrained"]["pad_mean"], "{:.2f}"),
+                f"[explain.md]({ex['path']})",
+            ]
+        )
     if not rows:
         return []
-    return ["", "## Domain alignment (prada explain)", "",
-            "Linear probe: 5-fold cross-validated accuracy of a fresh logistic regression predicting the domain from "
-            "pooled question features (lower = domains less separable). PAD: proxy A-distance 2(1-2·err), mean over domain "
-            "pairs (0 = indistinguishable, 2 = perfectly separable). Untrained = the base student before fine-tuning.", "",
-            *_table(["run", "probe acc (trained)", "probe acc (untrained)", "PAD (trained)", "PAD (untrained)", "details"], rows)]
+    return [
+        "",
+        "## Domain alignment (prada explain)",
+        "",
+        "Linear probe: 5-fold cross-validated accuracy of a fresh logistic regression predicting the domain from "
+        "pooled question features (lower = domains less separable). PAD: proxy A-distance 2(1-2·err), mean over domain "
+        "pairs (0 = indistinguishable, 2 = perfectly separable). Untrained = the base student before fine-tuning.",
+        "",
+        *_table(
+            ["run", "probe acc (trained)", "probe acc (untrained)", "PAD (trained)", "PAD (untrained)", "details"], rows
+        ),
+    ]
 
 
 def _runs(results: dict) -> list[str]:
@@ -113,18 +181,37 @@ def _runs(results: dict) -> list[str]:
     for r in results["runs"]:
         c = r["config"]
         steps = (r.get("train") or {}).get("steps", "–")
-        rows.append([f"`{r['dir']}`", r["method"], r["fold"], str(r["seed"]), c["student"], c["backbone"], str(steps),
-                     str(c["train"]["batch_size"]), str(c["train"]["lr"]), str(c["adversary"]["lambda_max"]) if r["method"] in ("dann", "prada") else "–"])
-    return ["", "## Runs", "", *_table(["folder", "method", "fold", "seed", "student", "backbone", "steps", "batch", "lr", "λ_max"], rows)]
+        rows.append(
+            [
+                f"`{r['dir']}`",
+                r["method"],
+                r["fold"],
+                str(r["seed"]),
+                c["student"],
+                c["backbone"],
+                str(steps),
+                str(c["train"]["batch_size"]),
+                str(c["train"]["lr"]),
+                str(c["adversary"]["lambda_max"]) if r["method"] in ("dann", "prada") else "–",
+            ]
+        )
+    return [
+        "",
+        "## Runs",
+        "",
+        *_table(["folder", "method", "fold", "seed", "student", "backbone", "steps", "batch", "lr", "λ_max"], rows),
+    ]
 
 
 def render_report(results: dict) -> str:
     """The whole report.md as text."""
     ci = results["ci"]
     lines = [
-        f"# Experiment `{results['name']}`", "",
+        f"# Experiment `{results['name']}`",
+        "",
         f"Protocol: **{results['protocol']}**; methods: {', '.join(results['methods'])}; folds: {', '.join(results['folds'])}; "
-        f"seeds: {', '.join(map(str, results['seeds']))}.", "",
+        f"seeds: {', '.join(map(str, results['seeds']))}.",
+        "",
         f"Accuracy in percent, as `mean [{ci['level']:.0%} CI]`. A domain (and source/target/mean) is the macro mean of its "
         f"datasets. CIs are percentile bootstraps ({ci['n_boot']} resamples) over test items, resampled within each dataset "
         "(and each seed when there are several, where `sd` is the standard deviation across seeds). See docs/protocol.md.",

@@ -77,7 +77,9 @@ def plot_source_target_gap(results: dict, path: Path) -> Path | None:
         return None
     labels = [f"{s['method']}\n{s['fold']}" if len(results["folds"]) > 1 else s["method"] for s in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(rows) + 5), 4.2))
-    _grouped_bars(left, labels, {"source": [s["source_accuracy"] for s in rows], "target": [s["target_accuracy"] for s in rows]})
+    _grouped_bars(
+        left, labels, {"source": [s["source_accuracy"] for s in rows], "target": [s["target_accuracy"] for s in rows]}
+    )
     left.legend(fontsize=8)
     left.set_title("source vs target accuracy")
     gaps = [s["gap"] or 0.0 for s in rows]

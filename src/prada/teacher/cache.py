@@ -65,7 +65,9 @@ class TeacherCache:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise TeacherError(f"{self.path}: another `prada teach` is writing this cache; wait for it or stop it", fatal=True) from None
+                raise TeacherError(
+                    f"{self.path}: another `prada teach` is writing this cache; wait for it or stop it", fatal=True
+                ) from None
         self._fd = fd
         with open(self.path, "rb") as f:
             raw = f.read()

@@ -47,7 +47,9 @@ class TeacherClient(Protocol):
     batch_size: int  # prompts per `complete` call the caller should group
     max_workers: int  # `complete` calls the caller may run at once (threads)
 
-    def complete(self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None) -> list[str]:
+    def complete(
+        self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> list[str]:
         """One completion per prompt, in order. Raises TeacherError when a prompt cannot be answered."""
         ...
 
@@ -56,7 +58,9 @@ def parse_teacher(teacher: str) -> tuple[str, str]:
     """'openai:M' -> ('completions', M); 'openai-chat:M' or 'openai:M?chat' -> ('chat', M); 'hf:P' -> ('hf', P)."""
     kind, sep, rest = teacher.partition(":")
     if not sep or not rest:
-        raise TeacherError(f"teacher {teacher!r}: expected openai:MODEL, openai-chat:MODEL or hf:PATH_OR_ID", fatal=True)
+        raise TeacherError(
+            f"teacher {teacher!r}: expected openai:MODEL, openai-chat:MODEL or hf:PATH_OR_ID", fatal=True
+        )
     if kind == "openai":
         if rest.endswith("?chat"):
             return "chat", rest[: -len("?chat")]
@@ -73,12 +77,15 @@ def make_client(teacher: str, *, concurrency: int = 8, max_tries: int = 6, **kwa
     kind, target = parse_teacher(teacher)
     if kind == "hf":
         return HFClient(target, name=teacher, **kwargs)
-    return OpenAIClient(target, chat=(kind == "chat"), name=teacher, concurrency=concurrency, max_tries=max_tries, **kwargs)
+    return OpenAIClient(
+        target, chat=(kind == "chat"), name=teacher, concurrency=concurrency, max_tries=max_tries, **kwargs
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # OpenAI-compatible HTTP
 # ---------------------------------------------------------------------------------------------
+
 
 class _Retry(Exception):
     """A transient failure: try again after `delay` seconds (None = use the backoff schedule)."""
@@ -88,7 +95,11 @@ class _Retry(Exception):
         super().__init__(reason)
 
 
-_FATAL_STATUS = {401: "the API key was refused (check OPENAI_API_KEY)", 403: "access denied", 404: "model or endpoint not found (check OPENAI_BASE_URL and the model name)"}
+_FATAL_STATUS = {
+    401: "the API key was refused (check OPENAI_API_KEY)",
+    403: "access denied",
+    404: "model or endpoint not found (check OPENAI_BASE_URL and the model name)",
+}
 _RETRY_STATUS = {408, 409, 425, 429}
 
 
@@ -142,7 +153,9 @@ class OpenAIClient:
         base = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         parts = urllib.parse.urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TeacherError(f"OPENAI_BASE_URL must be an http(s) URL like https://api.openai.com/v1, got {base!r}", fatal=True)
+            raise TeacherError(
+                f"OPENAI_BASE_URL must be an http(s) URL like https://api.openai.com/v1, got {base!r}", fatal=True
+            )
         if parts.path in ("", "/"):
             base += "/v1"
         self.url = base + ("/chat/completions" if chat else "/completions")
@@ -175,7 +188,9 @@ class OpenAIClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
 
-    def complete(self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None) -> list[str]:
+    def complete(
+        self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> list[str]:
         return [self._complete_one(p, max_tokens, temperature, stop) for p in prompts]
 
     def _payload(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> bytes:
@@ -222,7 +237,10 @@ class OpenAIClient:
                 body = ""
             body = self._redact(" ".join(body.split()))
             if e.code in _RETRY_STATUS or e.code >= 500:
-                raise _Retry(f"HTTP {e.code} {body[:120]}".strip(), _retry_after(e.headers.get("Retry-After") if e.headers else None)) from None
+                raise _Retry(
+                    f"HTTP {e.code} {body[:120]}".strip(),
+                    _retry_after(e.headers.get("Retry-After") if e.headers else None),
+                ) from None
             hint = _FATAL_STATUS.get(e.code)
             raise TeacherError(f"{self.url}: HTTP {e.code}: {hint or body[:200]}", fatal=hint is not None) from None
         except (TimeoutError, OSError, http.client.HTTPException) as e:
@@ -250,6 +268,7 @@ class OpenAIClient:
 # Local transformers model
 # ---------------------------------------------------------------------------------------------
 
+
 class HFClient:
     """A local causal LM (path or hub id) with batched, left-padded generation; greedy at T=0.
 
@@ -269,7 +288,9 @@ class HFClient:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=True)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=dtype, trust_remote_code=False, use_safetensors=True
+            )
         except (OSError, ValueError) as e:
             raise TeacherError(f"hf:{path}: cannot load model/tokenizer: {e}", fatal=True) from None
         self.model.to(self.device).eval()
@@ -278,7 +299,9 @@ class HFClient:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._torch = torch
 
-    def complete(self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None) -> list[str]:
+    def complete(
+        self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> list[str]:
         torch = self._torch
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.device)
         kwargs: dict = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
@@ -288,7 +311,7 @@ class HFClient:
             kwargs.update(do_sample=False)
         with torch.no_grad():
             out = self.model.generate(**enc, **kwargs)  # (B, prompt_len + new)
-        new = out[:, enc["input_ids"].shape[1]:]  # (B, new): left padding puts every prompt end at the same column
+        new = out[:, enc["input_ids"].shape[1] :]  # (B, new): left padding puts every prompt end at the same column
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [_cut_at_stop(t, stop) for t in texts]
 

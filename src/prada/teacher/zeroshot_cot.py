@@ -41,7 +41,9 @@ def answer_trigger(answer_type: str, choices: list[str] | None = None) -> str:
 
 
 def stage2_prompt(example: Example, rationale: str) -> str:
-    return f"{stage1_prompt(example.question)} {rationale.strip()}{answer_trigger(example.answer_type, example.choices)}"
+    return (
+        f"{stage1_prompt(example.question)} {rationale.strip()}{answer_trigger(example.answer_type, example.choices)}"
+    )
 
 
 @dataclass
@@ -58,31 +60,58 @@ class _Unit:
         return f"{self.dataset}/{self.example.id} sample {self.sample}"
 
 
-def _ask(client, units: list[_Unit], temperature: float, max_rationale_tokens: int, max_answer_tokens: int) -> list[dict]:
+def _ask(
+    client, units: list[_Unit], temperature: float, max_rationale_tokens: int, max_answer_tokens: int
+) -> list[dict]:
     """Both stages for a group of units; returns one cache record per unit."""
     from prada.evaluation.extract import extract_teacher_answer
 
-    rationales = client.complete([stage1_prompt(u.example.question) for u in units], max_rationale_tokens, temperature, STOP)
-    answers = client.complete([stage2_prompt(u.example, r) for u, r in zip(units, rationales)], max_answer_tokens, 0.0, STOP)
+    rationales = client.complete(
+        [stage1_prompt(u.example.question) for u in units], max_rationale_tokens, temperature, STOP
+    )
+    answers = client.complete(
+        [stage2_prompt(u.example, r) for u, r in zip(units, rationales)], max_answer_tokens, 0.0, STOP
+    )
     records = []
     for u, r, a in zip(units, rationales, answers):
         ex = u.example
-        records.append({
-            "key": u.key, "dataset": u.dataset, "id": ex.id, "sample": u.sample, "temperature": temperature,
-            "rationale": r.strip(), "answer_text": a, "answer": extract_teacher_answer(a, ex.answer_type, ex.choices),
-        })
+        records.append(
+            {
+                "key": u.key,
+                "dataset": u.dataset,
+                "id": ex.id,
+                "sample": u.sample,
+                "temperature": temperature,
+                "rationale": r.strip(),
+                "answer_text": a,
+                "answer": extract_teacher_answer(a, ex.answer_type, ex.choices),
+            }
+        )
     return records
 
 
 def _find_datasets(data_dir: Path, datasets: list[str] | None) -> list[str]:
-    found = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "train.jsonl").is_file()) if data_dir.is_dir() else []
+    found = (
+        sorted(
+            p.name
+            for p in data_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "train.jsonl").is_file()
+        )
+        if data_dir.is_dir()
+        else []
+    )
     if not datasets:
         if not found:
-            raise DataError("no <dataset>/train.jsonl under this folder (run `prada data build` or `prada data synth` first)", str(data_dir))
+            raise DataError(
+                "no <dataset>/train.jsonl under this folder (run `prada data build` or `prada data synth` first)",
+                str(data_dir),
+            )
         return found
     missing = [d for d in datasets if d not in found]
     if missing:
-        raise DataError(f"no train.jsonl for {', '.join(missing)} (available: {', '.join(found) or 'none'})", str(data_dir))
+        raise DataError(
+            f"no train.jsonl for {', '.join(missing)} (available: {', '.join(found) or 'none'})", str(data_dir)
+        )
     return list(dict.fromkeys(datasets))
 
 
@@ -152,7 +181,9 @@ def teach(
         if units:
             if client is None:
                 client = make_client(teacher, concurrency=concurrency, max_tries=max_tries)
-            failed = _run_units(client, units, cache, temperature, concurrency, max_rationale_tokens, max_answer_tokens, progress)
+            failed = _run_units(
+                client, units, cache, temperature, concurrency, max_rationale_tokens, max_answer_tokens, progress
+            )
         records = dict(cache.records)
 
     # -- rewrite train.jsonl from the cache ---------------------------------------------------
@@ -190,7 +221,9 @@ def teach(
     }
 
 
-def _run_units(client, units, cache, temperature, concurrency, max_rationale_tokens, max_answer_tokens, progress) -> list[_Unit]:
+def _run_units(
+    client, units, cache, temperature, concurrency, max_rationale_tokens, max_answer_tokens, progress
+) -> list[_Unit]:
     """Ask the teacher for every unit, appending each finished sample to the cache from this thread.
 
     Returns the units that failed. A fatal error (bad key, unknown model) or a long run of failures
@@ -200,7 +233,7 @@ def _run_units(client, units, cache, temperature, concurrency, max_rationale_tok
 
     workers = max(1, min(int(concurrency), int(getattr(client, "max_workers", 1))))
     size = max(1, int(getattr(client, "batch_size", 1)))
-    groups = [units[i:i + size] for i in range(0, len(units), size)]
+    groups = [units[i : i + size] for i in range(0, len(units), size)]
     abort_after = max(10, 4 * workers)
     failed: list[_Unit] = []
     streak = 0
@@ -235,7 +268,9 @@ def _run_units(client, units, cache, temperature, concurrency, max_rationale_tok
                     if streak >= abort_after:
                         raise TeacherError(
                             f"{streak} samples in a row failed (last: {group[-1].label}: {e}); the teacher looks unreachable. "
-                            "Finished samples are cached: rerun to continue.", fatal=True) from None
+                            "Finished samples are cached: rerun to continue.",
+                            fatal=True,
+                        ) from None
                 else:
                     streak = 0
                     for rec in records:

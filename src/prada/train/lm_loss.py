@@ -16,8 +16,9 @@ from torch import nn
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor,
-                chunk: int) -> torch.Tensor:
+    def forward(
+        ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
         n = hidden.shape[0]
         ctx.weight_dtype, ctx.bias_dtype = weight.dtype, None if bias is None else bias.dtype
         want_h, want_w, want_b = ctx.needs_input_grad[:3]
@@ -66,4 +67,3 @@ def linear_cross_entropy(hidden: torch.Tensor, head: nn.Module, labels: torch.Te
     if type(head) is not nn.Linear:
         return nn.functional.cross_entropy(head(hidden).float(), labels)
     return _ChunkedLinearCrossEntropy.apply(hidden, head.weight, head.bias, labels, chunk)
-

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
 import math
 import shutil
 import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -62,7 +62,9 @@ def finished_run_config(run_dir: Path) -> RunConfig:
     if not (run_dir / "config.yaml").exists():
         raise PradaError(f"--run {run_dir}: not a run folder (no config.yaml); train one with `prada train`")
     if not (run_dir / DONE).exists():
-        raise PradaError(f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`")
+        raise PradaError(
+            f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`"
+        )
     return load_config(run_dir / "config.yaml")
 
 
@@ -98,19 +100,25 @@ def finish_step_on_interrupt(enabled: bool):
         signal.signal(signal.SIGINT, previous)
 
 
-def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Path | None = None, progress: bool = True) -> Path:
+def train(
+    cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Path | None = None, progress: bool = True
+) -> Path:
     """Train one run into out_dir (or continue `resume`). Returns the run folder."""
     if resume is not None:
         out_dir = Path(resume)
         if not (out_dir / "config.yaml").exists():
-            raise PradaError(f"--resume {out_dir}: no config.yaml there; start the run with --config ... --out {out_dir}")
+            raise PradaError(
+                f"--resume {out_dir}: no config.yaml there; start the run with --config ... --out {out_dir}"
+            )
         cfg = load_config(out_dir / "config.yaml")
     assert cfg is not None and out_dir is not None
     out_dir = Path(out_dir)
     if (out_dir / DONE).exists():
         return out_dir
     if resume is None and find_checkpoint(out_dir) is not None:
-        raise PradaError(f"{out_dir} holds an interrupted run; continue it with `prada train --resume {out_dir}` or pick a new --out")
+        raise PradaError(
+            f"{out_dir} holds an interrupted run; continue it with `prada train --resume {out_dir}` or pick a new --out"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(cfg.train.precision)
     if accelerator.device.type == "cpu":
@@ -129,8 +137,14 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
         return out_dir
 
     # --- data: tokenised once; length-grouped batches; global batch split across processes
-    items = build_train_items(data.source_train, tokenizer, data.domains, cfg.student.max_length,
-                              cfg.data.only_correct, cfg.data.max_rationales_per_question)
+    items = build_train_items(
+        data.source_train,
+        tokenizer,
+        data.domains,
+        cfg.student.max_length,
+        cfg.data.only_correct,
+        cfg.data.max_rationales_per_question,
+    )
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
     world, rank = accelerator.num_processes, accelerator.process_index
     global_bs = cfg.train.batch_size * world
@@ -154,7 +168,9 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
     student_core = student
     # multi-tensor AdamW: fused kernels on a GPU, foreach on the CPU (the default there is a per-tensor loop)
     fused = torch.cuda.is_available()
-    optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr, fused=fused or None, foreach=None if fused else True)
+    optimizer = torch.optim.AdamW(
+        student.param_groups(cfg), lr=cfg.train.lr, fused=fused or None, foreach=None if fused else True
+    )
     start = 0
     log = TrainLog(out_dir / "train_log.jsonl")
     checkpoint = find_checkpoint(out_dir)
@@ -165,7 +181,9 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
     student.train()
     device = accelerator.device
 
-    bar = tqdm(total=total, initial=start, desc=f"train {cfg.method}", disable=not (progress and accelerator.is_main_process))
+    bar = tqdm(
+        total=total, initial=start, desc=f"train {cfg.method}", disable=not (progress and accelerator.is_main_process)
+    )
     t_last, tokens = time.perf_counter(), 0
     last_save = time.monotonic()  # a checkpoint is due save_every_minutes after this (or after the last one)
     with finish_step_on_interrupt(enabled=world == 1) as interrupt:
@@ -199,14 +217,27 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
                 # mean over ranks (every rank reaches this line), so the log shows the global batch, not rank 0's share
                 sums = {k: float(accelerator.reduce(v, "mean")) for k, v in sums.items()}
                 now = time.perf_counter()
-                row = {"step": done, "lambda": lam if student_core.adversary is not None else 0.0,
-                       "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tokens / max(now - t_last, 1e-9), **sums}
+                row = {
+                    "step": done,
+                    "lambda": lam if student_core.adversary is not None else 0.0,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "tokens_per_s": tokens / max(now - t_last, 1e-9),
+                    **sums,
+                }
                 t_last, tokens = now, 0
                 if accelerator.is_main_process:
                     log.write(row)
-                bar.set_postfix({k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row})
-            due = interrupt["requested"] or (cfg.train.save_every and done % cfg.train.save_every == 0) or (
-                cfg.train.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes)
+                bar.set_postfix(
+                    {k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row}
+                )
+            due = (
+                interrupt["requested"]
+                or (cfg.train.save_every and done % cfg.train.save_every == 0)
+                or (
+                    cfg.train.save_every_minutes > 0
+                    and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes
+                )
+            )
             if due and done < total and accelerator.is_main_process:
                 save_checkpoint(out_dir, accelerator.unwrap_model(student), optimizer, done)
                 last_save = time.monotonic()
@@ -222,4 +253,3 @@ def train(cfg: RunConfig | None = None, out_dir: Path | None = None, resume: Pat
         shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)  # the final weights supersede it
     accelerator.wait_for_everyone()
     return out_dir
-

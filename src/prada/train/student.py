@@ -31,8 +31,10 @@ class _StopForward(Exception):
 def feature_state_index(layer: int, num_layers: int, model: str = "the model") -> int:
     """`adversary.layer` as an index into the num_layers + 1 hidden states (0: embeddings, num_layers: the top)."""
     if not -(num_layers + 1) <= layer <= num_layers:
-        raise PradaError(f"adversary.layer={layer}: {model} has {num_layers} decoder layers, "
-                         f"so its hidden states are 0..{num_layers} (or -1..-{num_layers + 1} from the top)")
+        raise PradaError(
+            f"adversary.layer={layer}: {model} has {num_layers} decoder layers, "
+            f"so its hidden states are 0..{num_layers} (or -1..-{num_layers + 1} from the top)"
+        )
     return layer % (num_layers + 1)
 
 
@@ -109,24 +111,35 @@ class Student(nn.Module):
             embeds, mask = self.embed(batch.input_ids, batch.attention_mask)
             return {"inputs_embeds": embeds, "attention_mask": mask}, self.num_virtual_tokens
         B = batch.input_ids.shape[0]
-        cache = DynamicCache(ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix],
-                             config=self.lm.config)
+        cache = DynamicCache(
+            ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix],
+            config=self.lm.config,
+        )
         mask = torch.cat([batch.attention_mask.new_ones((B, self.num_virtual_tokens)), batch.attention_mask], 1)
-        return {"inputs_embeds": self.lm.get_input_embeddings()(batch.input_ids), "attention_mask": mask, "use_cache": True,
-                cache_keyword(self.lm): cache}, 0
+        return {
+            "inputs_embeds": self.lm.get_input_embeddings()(batch.input_ids),
+            "attention_mask": mask,
+            "use_cache": True,
+            cache_keyword(self.lm): cache,
+        }, 0
 
-    def hidden_states(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, ...]:
+    def hidden_states(
+        self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """All layers' hidden states of the real tokens (never the virtual positions): each (B, T, D)."""
         return self._states_and_logits(batch, prefix, logits=False)[0]
 
-    def _states_and_logits(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None,
-                           logits: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+    def _states_and_logits(
+        self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None, logits: bool
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
         """Hidden states of the real tokens and, when asked, the model's logits there (B, T, vocab)."""
         kwargs, skip = self._lm_inputs(batch, prefix)
         out = self.lm(**kwargs, output_hidden_states=True, logits_to_keep=0 if logits else 1)
         return tuple(h[:, skip:] for h in out.hidden_states), out.logits[:, skip:] if logits else None
 
-    def layer_states(self, batch: Batch, layer: int, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def layer_states(
+        self, batch: Batch, layer: int, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
         """`hidden_states(batch, prefix)[layer]` without running the decoder layers above `layer`.
 
         The target pass needs nothing but the domain features, so with `adversary.layer` below the top
@@ -167,7 +180,9 @@ class Student(nn.Module):
         shift_labels = source.labels[:, 1:]
         keep = shift_labels != -100
         if logits is None:
-            lm_loss = linear_cross_entropy(hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), shift_labels[keep])
+            lm_loss = linear_cross_entropy(
+                hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), shift_labels[keep]
+            )
         else:
             lm_loss = nn.functional.cross_entropy(logits[:, :-1][keep].float(), shift_labels[keep])
         losses = {"lm_loss": lm_loss}
@@ -186,7 +201,11 @@ class Student(nn.Module):
 
     def param_groups(self, cfg: RunConfig) -> list[dict]:
         """Optimizer groups: backbone, prompt and adversary each at their own learning rate."""
-        parts = [(self.lm, cfg.train.lr, cfg.train.weight_decay), (self.prompt, cfg.prompt.lr, 0.0), (self.adversary, cfg.adversary.lr, 0.0)]
+        parts = [
+            (self.lm, cfg.train.lr, cfg.train.weight_decay),
+            (self.prompt, cfg.prompt.lr, 0.0),
+            (self.adversary, cfg.adversary.lr, 0.0),
+        ]
         groups = []
         for name, (module, lr, wd) in zip(("backbone", "prompt", "adversary"), parts):
             params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
@@ -207,14 +226,29 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
     if backbone == "lora":
         from peft import LoraConfig, get_peft_model
 
-        lm = get_peft_model(lm, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules="all-linear", task_type="CAUSAL_LM"))
+        lm = get_peft_model(
+            lm,
+            LoraConfig(
+                r=cfg.lora.r,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=cfg.lora.dropout,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
+        )
     else:
         lm.requires_grad_(backbone == "full")
     dim = lm.get_input_embeddings().weight.shape[1]
-    prompt = ContinuousPrompt(dim, cfg.prompt.num_virtual_tokens, cfg.prompt.encoder, cfg.prompt.encoder_hidden_size) if spec.prompt else None
+    prompt = (
+        ContinuousPrompt(dim, cfg.prompt.num_virtual_tokens, cfg.prompt.encoder, cfg.prompt.encoder_hidden_size)
+        if spec.prompt
+        else None
+    )
     adversary = None
     if spec.adversary:
-        feature_state_index(cfg.adversary.layer, lm.config.num_hidden_layers, cfg.student.model)  # a clear error now, not at step 1
+        feature_state_index(
+            cfg.adversary.layer, lm.config.num_hidden_layers, cfg.student.model
+        )  # a clear error now, not at step 1
         adversary = Adversary(dim, num_domains, cfg.adversary.hidden_size, cfg.adversary.layer)
     return Student(lm, prompt, adversary), tokenizer
 
@@ -234,7 +268,10 @@ def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> 
     if isinstance(student.prompt, ContinuousPrompt):
         student.prompt.save_peft_adapter(run_dir / "prompt", base)
     if student.adversary is not None:
-        save_file({k: v.contiguous() for k, v in student.adversary.state_dict().items()}, str(run_dir / "domain_head.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in student.adversary.state_dict().items()},
+            str(run_dir / "domain_head.safetensors"),
+        )
     (run_dir / "student.json").write_text(json.dumps({"base_model": base, "backbone": backbone}))
 
 
