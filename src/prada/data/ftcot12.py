@@ -18,11 +18,12 @@ import json
 import logging
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from prada.data.dedup import NEAR_DUPLICATE_JACCARD, find_overlaps
 from prada.data.download import fetch, is_url
 from prada.data.registry import FTCOT12
 from prada.data.schema import Example, Rationale, write_examples
@@ -461,11 +462,38 @@ def build_ftcot12(
         raise DataError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     out_dir = Path(out_dir)
     resolve = _Resolver(source, Path(cache_dir) if cache_dir is not None else None, progress)
-    summary: dict = {"datasets": {}}
-    for key in tqdm(keys, desc="ftcot12", unit="dataset", disable=not progress):
-        train, test, row = build_dataset(key, resolve)
+    # every dataset is read, even for a partial build: a test split is deduplicated against all 12
+    # train splits, so a dataset's test set is the same whichever others are built beside it
+    built = {
+        key: build_dataset(key, resolve) for key in tqdm(SOURCES, desc="ftcot12", unit="dataset", disable=not progress)
+    }
+    all_train = [ex for train, _, _ in built.values() for ex in train]
+    summary: dict = {"datasets": {}, "dedup": DEDUP_RULE}
+    for key in keys:
+        train, test, row = built[key]
+        test, removed = drop_trained_questions(test, all_train)
         write_examples(out_dir / key / "train.jsonl", train)
         write_examples(out_dir / key / "test.jsonl", test)
-        summary["datasets"][key] = row
+        summary["datasets"][key] = {**row, "n_test": len(test), **removed}
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
+
+
+DEDUP_RULE = (
+    "test questions removed when their normalised text equals a train question of any of the 12 datasets, "
+    f"or when token Jaccard >= {NEAR_DUPLICATE_JACCARD} with one that has the same numbers and the same gold answer"
+)
+
+
+def drop_trained_questions(test: list[Example], train: list[Example]) -> tuple[list[Example], dict]:
+    """`test` without the problems that occur in `train`, and the counts for summary.json."""
+    overlaps = find_overlaps(test, train)
+    gone = {o.test_index for o in overlaps}
+    by_dataset = Counter(train[o.train_index].dataset for o in overlaps)
+    counts = {
+        "n_test_removed": len(gone),
+        "n_test_removed_exact": sum(o.exact for o in overlaps),
+        "n_test_removed_near": sum(not o.exact for o in overlaps),
+        "n_test_removed_by_train_of": dict(sorted(by_dataset.items())),
+    }
+    return [e for i, e in enumerate(test) if i not in gone], counts

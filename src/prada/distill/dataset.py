@@ -7,6 +7,7 @@ here, so nothing downstream can leak them into a loss.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 from prada.config import DataConfig
 from prada.data.schema import Example, read_examples
 from prada.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,6 +105,32 @@ def _cap(examples: list[Example], n: int, seed: int) -> list[Example]:
     return sorted(rng.sample(examples, n), key=examples.index)
 
 
+def warn_trained_test_questions(tests: dict[str, list[Example]], train: list[Example]) -> int:
+    """Warn, naming them, about test questions that also occur in some train file (scores would be inflated)."""
+    from prada.data.dedup import find_overlaps
+
+    n = 0
+    for ds, exs in tests.items():
+        overlaps = find_overlaps(exs, train)
+        n += len(overlaps)
+        if overlaps:
+            named = ", ".join(
+                f"{exs[o.test_index].id or o.test_index} ~ {train[o.train_index].dataset}/"
+                f"{train[o.train_index].id or o.train_index}"
+                for o in overlaps[:5]
+            )
+            log.warning(
+                "data: %d of %d test questions of %s also occur in a train split (%s%s); their accuracy "
+                "measures memory, not reasoning: remove them from the test file",
+                len(overlaps),
+                len(exs),
+                ds,
+                named,
+                ", ..." if len(overlaps) > 5 else "",
+            )
+    return n
+
+
 def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
     """Select train/target/test examples by dataset key and domain, per the config."""
     folder = resolve_data_dir(cfg)
@@ -163,6 +192,8 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
         for ds, exs in sorted(test_by_ds.items())
         if domain_of[ds] in sources or domain_of[ds] in targets
     }
+    if cfg.benchmark == "none" or cfg.train_files or cfg.test_files:  # built benchmarks are deduplicated at build
+        warn_trained_test_questions(tests, [e for exs in train_by_ds.values() for e in exs])
     return DistillationSet(
         source_train=usable,
         target_questions=target_questions,
