@@ -91,11 +91,24 @@ def _add_data_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--difficulty", type=int, default=1, help="1 = in-distribution; higher = longer, harder variants")
 
 
+def _temperature(text: str) -> float:
+    """argparse type: a finite number >= 0 (float('nan') would otherwise be sent to the teacher)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def _add_teach(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--teacher", required=True, help="openai:MODEL or hf:PATH_OR_ID")
     p.add_argument("--samples", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=_temperature, default=0.0)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--max-tries", type=int, default=6)
     p.add_argument("--keep-incorrect", action="store_true")

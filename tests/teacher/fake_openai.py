@@ -10,6 +10,9 @@ for the first requests): 429 (Retry-After from `retry_after`), 500, timeout (sle
 before answering), truncated (half the JSON, consistent Content-Length), short (Content-Length
 larger than the body, then close), invalid (not JSON), empty (no choices), reset (close without
 a response). Every request is recorded: path, prompt, Authorization header, injected fault.
+Hostile modes (every request): `redirect` (answer 302 to that URL), `error_body` (status `status`
+with this body; `{auth}` becomes the Authorization header it got), `big_body` (a 200 whose body is
+this many bytes of JSON-looking junk, streamed, with a Content-Length if `big_body_length`), `trickle_s` (a 200 sent one byte every that many seconds).
 """
 
 from __future__ import annotations
@@ -81,7 +84,14 @@ class FakeOpenAI:
         delay: float = 0.0,
         status: int | None = None,
         max_requests: int = 5000,
+        redirect: str | None = None,
+        error_body: str | None = None,
+        big_body: int = 0,
+        big_body_length: bool = True,
+        trickle_s: float = 0.0,
     ):
+        self.big_body_length = big_body_length
+        self.redirect, self.error_body, self.big_body, self.trickle_s = redirect, error_body, big_body, trickle_s
         self.fault_rate, self.faults, self.retry_after = fault_rate, faults, retry_after
         self.script = list(script or [])
         self.sleep_s, self.delay, self.status, self.max_requests = sleep_s, delay, status, max_requests
@@ -118,6 +128,9 @@ class FakeOpenAI:
                 pass
 
             def do_POST(self):
+                fake._handle(self)
+
+            def do_GET(self):  # a client that follows a redirect comes back with a GET
                 fake._handle(self)
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -166,6 +179,8 @@ class FakeOpenAI:
         if self.delay:
             time.sleep(self.delay)
         try:
+            if self._hostile(h):
+                return
             if over:
                 return self._send(h, 410, {"error": {"message": "fake server request budget spent"}})
             if h.path.rstrip("/") not in ("/v1/completions", "/v1/chat/completions"):
@@ -217,6 +232,44 @@ class FakeOpenAI:
             return self._send(h, 200, payload)
         except OSError:  # the client gave up (timeout) and closed the socket
             pass
+
+    def _hostile(self, h: BaseHTTPRequestHandler) -> bool:
+        """Serve the hostile mode, if one is set; True when it answered."""
+        if self.redirect:
+            h.send_response(302)
+            h.send_header("Location", self.redirect)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return True
+        if self.error_body is not None:
+            body = self.error_body.replace("{auth}", str(h.headers.get("Authorization")))
+            self._send_raw(h, self.status or 500, body.encode())
+            return True
+        if self.big_body:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            if self.big_body_length:
+                h.send_header("Content-Length", str(self.big_body))
+            h.close_connection = True  # without a length the body ends when the connection closes
+            h.end_headers()
+            head, chunk = b'{"choices": [', b" " * (1 << 20)
+            h.wfile.write(head)
+            sent = len(head)
+            while sent < self.big_body:  # streamed: the server never holds the body
+                part = chunk[: self.big_body - sent]
+                h.wfile.write(part)
+                sent += len(part)
+            return True
+        if self.trickle_s:
+            body = b'{"choices": [{"index": 0, "text": " slow.", "finish_reason": "stop"}]}'
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            data = head.encode() + body  # status line and headers trickle too
+            for i in range(len(data)):
+                h.wfile.write(data[i : i + 1])
+                h.wfile.flush()
+                time.sleep(self.trickle_s)
+            return True
+        return False
 
     @staticmethod
     def _send(h, code: int, obj: dict, headers: dict | None = None) -> None:

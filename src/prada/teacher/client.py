@@ -16,8 +16,10 @@ import email.utils
 import http.client
 import json
 import logging
+import math
 import os
 import random
+import socket
 import threading
 import time
 import urllib.error
@@ -101,6 +103,116 @@ _FATAL_STATUS = {
     404: "model or endpoint not found (check OPENAI_BASE_URL and the model name)",
 }
 _RETRY_STATUS = {408, 409, 425, 429}
+_ERROR_BODY_READ = 4096  # bytes of an error body read for the message (redacted before any cut)
+_KEY_PIECE = 8  # a run of this many characters of the key anywhere in a server's text is redacted
+
+
+def check_temperature(temperature: float) -> None:
+    """A NaN, infinite or negative temperature is never sent (json.dumps would write a bare NaN)."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise TeacherError(f"temperature must be a finite number >= 0, got {temperature!r}", fatal=True)
+
+
+def redact_key(text: str, key: str | None) -> str:
+    """`text` with the key and every run of >= 8 of its characters (a cut or partial echo) replaced by ***."""
+    if not key:
+        return text
+    text = text.replace(key, "***")
+    if len(key) < _KEY_PIECE:
+        return text
+    grams = {key[i : i + _KEY_PIECE] for i in range(len(key) - _KEY_PIECE + 1)}
+    out, i = [], 0
+    while i < len(text):
+        if text[i : i + _KEY_PIECE] in grams:
+            j = i + _KEY_PIECE
+            while j < len(text) and text[i : j + 1] in key:
+                j += 1
+            out.append("***")
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: urllib would resend the Authorization header to whatever host it names."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError(code), handled as a fatal error
+
+
+class _Deadline:
+    """Shuts a request's socket down once its total time is spent.
+
+    A socket timeout bounds each read only: a server that trickles a byte every few seconds resets it
+    forever. The sockets are found through `_watch`, called by the connection classes below.
+    """
+
+    _current = threading.local()  # the deadline of the request this thread is making
+
+    def __init__(self, seconds: float):
+        self.seconds, self.expired = seconds, False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        _Deadline._current.value = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        _Deadline._current.value = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            if self.expired:
+                self._shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # a blocked recv returns at once
+        except OSError:
+            pass
+
+
+def _watch(sock: socket.socket) -> None:
+    deadline = getattr(_Deadline._current, "value", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_HTTPSConnection, req, context=self._context)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -126,7 +238,10 @@ class OpenAIClient:
     Each prompt is tried at most `max_tries` times; transient failures (429, 5xx, 408/409/425,
     timeouts, connection errors, invalid or truncated JSON, empty choices) wait
     `min(backoff_max, backoff_base * 2**i) * U(0.5, 1.5)` seconds, or the server's Retry-After
-    when it is longer (capped at `retry_after_max`).
+    when it is longer (capped at `retry_after_max`). A reply over `max_response_bytes` and a request
+    that has not finished within `deadline` seconds (headers and body; `timeout` bounds each read)
+    are transient failures too. Redirects are refused (fatal): the key goes to the configured
+    address only.
     """
 
     batch_size = 1
@@ -145,6 +260,8 @@ class OpenAIClient:
         backoff_max: float = 30.0,
         retry_after_max: float = 120.0,
         seed: int | None = None,
+        max_response_bytes: int = 8 << 20,
+        deadline: float = 300.0,
     ):
         if max_tries < 1:
             raise TeacherError(f"max_tries must be >= 1, got {max_tries}", fatal=True)
@@ -167,11 +284,12 @@ class OpenAIClient:
         self.max_tries = int(max_tries)
         self.timeout, self.backoff_base, self.backoff_max = timeout, backoff_base, backoff_max
         self.retry_after_max = retry_after_max
+        self.max_response_bytes, self.deadline = int(max_response_bytes), float(deadline)
         self._rng = random.Random(seed)
         host = (parts.hostname or "").lower()
         # Loopback servers are never reached through an environment proxy.
         handlers = [urllib.request.ProxyHandler({})] if host in ("127.0.0.1", "localhost", "::1") else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = urllib.request.build_opener(*handlers, _NoRedirect, _HTTPHandler, _HTTPSHandler)
         self._stop = threading.Event()
 
     def cancel(self) -> None:
@@ -186,11 +304,12 @@ class OpenAIClient:
         return f"OpenAIClient(model={self.model!r}, url={self.url!r}, chat={self.chat})"
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return redact_key(text, self._key)
 
     def complete(
         self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> list[str]:
+        check_temperature(temperature)
         return [self._complete_one(p, max_tokens, temperature, stop) for p in prompts]
 
     def _payload(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> bytes:
@@ -227,15 +346,25 @@ class OpenAIClient:
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        deadline = _Deadline(self.deadline)
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
-                raw = resp.read()
+            with deadline, self._opener.open(req, timeout=self.timeout) as resp:
+                raw = self._read_capped(resp)
         except urllib.error.HTTPError as e:
+            if deadline.expired:
+                raise _Retry(f"no complete response within {self.deadline:g}s") from None
             try:
-                body = e.read(300).decode("utf-8", "replace")
+                body = e.read(_ERROR_BODY_READ).decode("utf-8", "replace")
             except Exception:  # the error body is only for the message
                 body = ""
-            body = self._redact(" ".join(body.split()))
+            body = " ".join(self._redact(body).split())  # redact first: a cut could split the key
+            if 300 <= e.code < 400:
+                where = self._redact(str(e.headers.get("Location") if e.headers else None))
+                raise TeacherError(
+                    f"{self.url}: HTTP {e.code} redirect to {where} refused (the API key is only ever sent to "
+                    "OPENAI_BASE_URL); set OPENAI_BASE_URL to the address that answers",
+                    fatal=True,
+                ) from None
             if e.code in _RETRY_STATUS or e.code >= 500:
                 raise _Retry(
                     f"HTTP {e.code} {body[:120]}".strip(),
@@ -245,13 +374,30 @@ class OpenAIClient:
             raise TeacherError(f"{self.url}: HTTP {e.code}: {hint or body[:200]}", fatal=hint is not None) from None
         except (TimeoutError, OSError, http.client.HTTPException) as e:
             # URLError, socket timeouts, resets, IncompleteRead, RemoteDisconnected ...
+            if deadline.expired:
+                raise _Retry(f"no complete response within {self.deadline:g}s") from None
             reason = getattr(e, "reason", None) or e
             raise _Retry(self._redact(f"{type(e).__name__}: {reason}")) from None
+        if deadline.expired:
+            raise _Retry(f"no complete response within {self.deadline:g}s")
         try:
             obj = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise _Retry(f"invalid JSON in response ({e})") from None
+        except RecursionError:
+            raise _Retry("invalid JSON in response (nested too deeply)") from None
         return self._text(obj)
+
+    def _read_capped(self, resp) -> bytes:
+        """The body, or a retryable failure once it passes max_response_bytes (never read whole)."""
+        cap = self.max_response_bytes
+        length = resp.headers.get("Content-Length")
+        if length and length.strip().isdigit() and int(length) > cap:
+            raise _Retry(f"response larger than {cap} bytes (Content-Length {int(length)})")
+        raw = resp.read(cap + 1)
+        if len(raw) > cap:
+            raise _Retry(f"response larger than {cap} bytes")
+        return raw
 
     def _text(self, obj: object) -> str:
         choices = obj.get("choices") if isinstance(obj, dict) else None
@@ -302,6 +448,7 @@ class HFClient:
     def complete(
         self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> list[str]:
+        check_temperature(temperature)
         torch = self._torch
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.device)
         kwargs: dict = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
