@@ -62,7 +62,7 @@ def _dataset_loss(run: Path) -> float:
         for start in range(0, len(items), 8):
             batch = collate(items[start : start + 8], tokenizer.pad_token_id)
             n = batch.num_target_tokens
-            total += float(student(batch)["lm_loss"]) * n
+            total += float(student(batch)[0]["lm_loss"]) * n
             count += n
     return total / count
 

@@ -82,7 +82,7 @@ def test_the_cot_loss_is_the_cross_entropy_of_the_models_own_logits(name):
         TrainItem(tok("Q: is a coin still heads? ###")["input_ids"], tok(" no flips --> yes")["input_ids"], 1),
     ]
     batch = collate(rows, tok.pad_token_id)
-    loss = student(batch)["lm_loss"]
+    loss = student(batch)[0]["lm_loss"]
     keep = batch.labels[:, 1:] != -100
     with torch.no_grad():
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)

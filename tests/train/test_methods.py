@@ -77,7 +77,7 @@ def test_only_declared_parameters_receive_gradients(synth_dir):
     data = load_distillation_set(cfg.data)
     student, tok = build_student(cfg, len(data.domains))
     items = build_train_items(data.source_train[:4], tok, data.domains, 256)
-    losses = student(collate(items, tok.pad_token_id), None, 0.5)
+    losses, _ = student(collate(items, tok.pad_token_id), None, 0.5)
     (losses["lm_loss"] + losses["domain_loss"]).backward()
     for name, p in student.named_parameters():
         declared = name.startswith(("prompt.", "adversary."))

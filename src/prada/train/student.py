@@ -1,12 +1,14 @@
 """The student: a causal LM, an optional continuous prompt and an optional adversary behind one seam.
 
-`Student.forward(source, target, lam)` returns the dict of losses that the loop sums; methods only
-change which parts exist (see methods/registry.py), never the loop.
+`Student.forward(source, target, lam, share)` returns `(losses, metrics)`: the loop sums the losses
+dict and backpropagates it, and averages the metrics for the log. A new loss term is one more entry
+in `losses`, never a loop edit; methods only change which parts exist (see methods/registry.py).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -65,6 +67,22 @@ def head_gives_logits(lm: nn.Module) -> bool:
     return mine.shape == out.logits.shape and torch.allclose(mine.float(), out.logits.float(), rtol=1e-4, atol=1e-5)
 
 
+@dataclass(frozen=True)
+class StepShare:
+    """What one micro-batch's losses are divided by, so that their sum over a step is the step's mean.
+
+    Token losses (the CoT cross-entropy) are summed over tokens and divided by `label_tokens`: the
+    label tokens of the whole optimizer step, every micro-batch of every process, divided by the
+    number of processes (data parallelism averages gradients over processes). So every label token
+    of a step weighs the same, however the length-grouped micro-batches split them (torchtune's
+    recipes scale by 1/num_tokens the same way). Per-example losses (the domain loss) are micro-batch
+    means divided by `micro_batches`.
+    """
+
+    label_tokens: float
+    micro_batches: int = 1
+
+
 class Student(nn.Module):
     def __init__(self, lm: nn.Module, prompt: nn.Module | None = None, adversary: Adversary | None = None):
         super().__init__()
@@ -72,6 +90,11 @@ class Student(nn.Module):
         self.prompt = prompt
         self.adversary = adversary
         self.head_gives_logits = head_gives_logits(lm)
+
+    @property
+    def wants_target(self) -> bool:
+        """Whether a step also takes a batch of unlabelled target questions."""
+        return self.adversary is not None
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -168,8 +191,13 @@ class Student(nn.Module):
             handle.remove()
         return captured[0][:, skip:]
 
-    def forward(self, source: Batch, target: Batch | None = None, lam: float = 0.0) -> dict[str, torch.Tensor]:
-        """Losses of one step: lm_loss on source targets; with an adversary, domain_loss/domain_acc too."""
+    def forward(
+        self, source: Batch, target: Batch | None = None, lam: float = 0.0, share: StepShare | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(losses, metrics) of one micro-batch: lm_loss on source targets; with an adversary, domain_loss
+        (a loss) and domain_acc (a metric). Each loss is this micro-batch's share of the step (`StepShare`);
+        without `share` the batch is the whole step, so lm_loss is its mean over label tokens.
+        """
         # --- student forward on labelled source sequences: (B, T) -> hidden (B, T, D)
         # the virtual prompt once per step, shared by every row of both batches, where FLOPs bound the step
         # (CPU); on a GPU the step is bound by kernel launches and a third pass would cost more than it saves
@@ -179,15 +207,19 @@ class Student(nn.Module):
         # or the model's own logits where it transforms its head's output (see head_gives_logits)
         shift_labels = source.labels[:, 1:]
         keep = shift_labels != -100
+        n_labels = int(keep.sum())
+        share = share or StepShare(label_tokens=n_labels)
         if logits is None:
             lm_loss = linear_cross_entropy(
                 hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), shift_labels[keep]
             )
         else:
             lm_loss = nn.functional.cross_entropy(logits[:, :-1][keep].float(), shift_labels[keep])
-        losses = {"lm_loss": lm_loss}
+        # the token mean times this batch's share of the step's label tokens (1.0 when the batch is the step)
+        losses = {"lm_loss": lm_loss * (n_labels / share.label_tokens)}
+        metrics: dict[str, torch.Tensor] = {}
         if self.adversary is None:
-            return losses
+            return losses, metrics
         # --- domain classifier behind the GRL on pooled question features of source (+ unlabelled target)
         layer = self.adversary.layer
         d_loss, d_acc = self.adversary.loss(pool_question(hidden[layer], source.question_mask), source.domain, lam)
@@ -195,9 +227,9 @@ class Student(nn.Module):
             t_hidden = self.layer_states(target, layer, prefix)
             t_loss, t_acc = self.adversary.loss(pool_question(t_hidden, target.question_mask), target.domain, lam)
             d_loss, d_acc = d_loss + t_loss, (d_acc + t_acc) / 2
-        losses["domain_loss"] = d_loss
-        losses["domain_acc"] = d_acc
-        return losses
+        losses["domain_loss"] = d_loss / share.micro_batches
+        metrics["domain_acc"] = d_acc
+        return losses, metrics
 
     def param_groups(self, cfg: RunConfig) -> list[dict]:
         """Optimizer groups: backbone, prompt and adversary each at their own learning rate."""
