@@ -32,3 +32,20 @@ def synth_dir(tmp_path_factory) -> Path:
     from tiny import make_synth
 
     return make_synth(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture(scope="session")
+def counting_model(tmp_path_factory) -> Path:
+    """A tiny student trained on the counting task (tiny.train_counting_model): a HF model folder whose
+    greedy outputs differ per prompt and are long, for every test that compares generated text."""
+    from tiny import train_counting_model
+
+    return train_counting_model(tmp_path_factory.mktemp("counting-model"))
+
+
+@pytest.fixture(scope="session")
+def counting_data(tmp_path_factory) -> Path:
+    """The counting task as a prada data folder (one dataset, `counting`, domain symbolic)."""
+    from tiny import make_counting_data
+
+    return make_counting_data(tmp_path_factory.mktemp("counting-data"))

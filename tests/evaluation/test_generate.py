@@ -1,5 +1,6 @@
 """Batched, left-padded greedy generation equals one-at-a-time generation, with and without a virtual prompt."""
 
+import pytest
 import torch
 
 from prada.evaluation.generate import SMALL_ROWS, generate_texts, greedy_generate, weight_first_linears
@@ -7,12 +8,7 @@ from prada.methods.prompt import FrozenPrompt
 from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
 from prada.train.student import Student
 
-QUESTIONS = [
-    "What is 2 + 3? ###",
-    "A coin is heads up. Ann flips the coin. Is it heads up? ###",
-    "Hi ###",
-    'Take the last letters of each words in "Ann Bob" and concatenate them. ###',
-]
+COUNTING = [f"{q} ###" for q in ("a", "kq", "t", "mb", "dh", "ss", "pc", "jgo")]
 
 
 def _student(prompt: bool):
@@ -23,24 +19,46 @@ def _student(prompt: bool):
     return Student(lm, p), load_tokenizer(path)
 
 
-def test_batched_equals_one_at_a_time_with_prompt():
-    student, tok = _diverse_student()
-    batched = generate_texts(student, tok, QUESTIONS, max_new_tokens=20, batch_size=4)
-    single = [generate_texts(student, tok, [q], max_new_tokens=20, batch_size=1)[0] for q in QUESTIONS]
+def _counting_student(folder, prompt: bool):
+    """The counting-task student (conftest `counting_model`), behind a random 4-token prompt if asked."""
+    lm = load_causal_lm(str(folder)).eval()
+    torch.manual_seed(1)
+    return Student(lm, FrozenPrompt(torch.randn(4, lm.config.hidden_size)) if prompt else None), load_tokenizer(
+        str(folder)
+    )
+
+
+def _assert_informative(texts: list[str]) -> None:
+    """Outputs a comparison can tell apart: all different, long, and ending at different lengths."""
+    assert len(set(texts)) == len(texts), texts
+    assert min(len(t) for t in texts) >= 8 and len({len(t) for t in texts}) >= 4, texts
+
+
+@pytest.mark.parametrize("prompt", [False, True])
+def test_batched_equals_one_at_a_time(counting_model, prompt):
+    student, tok = _counting_student(counting_model, prompt)
+    batched = generate_texts(student, tok, COUNTING, max_new_tokens=64, batch_size=8)
+    single = [generate_texts(student, tok, [q], max_new_tokens=64, batch_size=1)[0] for q in COUNTING]
+    _assert_informative(single)
+    assert single[1].startswith(" r s t u v w x y z -->")  # the task was learnt
     assert batched == single
 
 
-def test_matches_transformers_generate_without_prompt():
-    student, tok = _student(prompt=False)
-    for q in QUESTIONS:
+def test_matches_transformers_generate_without_prompt(counting_model):
+    student, tok = _counting_student(counting_model, prompt=False)
+    ours_all, refs = [], []
+    for q in COUNTING:
         ids = tok(q)["input_ids"]
-        ours = greedy_generate(student, [ids], tok.eos_token_id, tok.pad_token_id, max_new_tokens=16)[0]
+        ours = greedy_generate(student, [ids], tok.eos_token_id, tok.pad_token_id, max_new_tokens=64)[0]
         ref = student.lm.generate(
-            torch.tensor([ids]), max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id
+            torch.tensor([ids]), max_new_tokens=64, do_sample=False, pad_token_id=tok.pad_token_id
         )[0, len(ids) :].tolist()
         if tok.eos_token_id in ref:
             ref = ref[: ref.index(tok.eos_token_id)]
+        ours_all.append(tok.decode(ours))
+        refs.append(ref)
         assert ours == ref
+    _assert_informative(ours_all)
 
 
 def test_stops_at_eos_and_budget():
@@ -49,45 +67,21 @@ def test_stops_at_eos_and_budget():
     assert len(out[0]) <= 5
 
 
-def _diverse_student():
-    """A small random Llama whose greedy outputs differ per prompt (the tiny-random preset repeats one token)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = load_tokenizer(resolve_model("tiny-random"))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    return Student(LlamaForCausalLM(config).eval(), FrozenPrompt(torch.randn(4, 64) * 0.5)), tok
-
-
-def test_refilled_slots_equal_one_at_a_time_when_rows_end_at_different_steps():
-    """Rows end early at a chosen 'EOS' (a token the model emits at different steps per prompt), so
-    finished slots are refilled mid-decode: every output must still equal the prompt generated alone."""
-    student, tok = _diverse_student()
-    prompts = [
-        tok(q)["input_ids"] for q in QUESTIONS + ["1 2 3 ###", "Is ice cold? ###", "Name a colour of the sky. ###"]
-    ]
-    free_running = greedy_generate(student, prompts, eos_id=-1, pad_id=tok.pad_token_id, max_new_tokens=16)
-    first_hit = lambda t: {out.index(t) for out in free_running if t in out}  # noqa: E731
-    eos = max({t for out in free_running for t in out}, key=lambda t: len(first_hit(t)))
-    alone = [greedy_generate(student, [p], eos, tok.pad_token_id, max_new_tokens=16)[0] for p in prompts]
-    assert len({len(a) for a in alone}) >= 4, "the chosen token should end rows at different steps"
+def test_refilled_slots_equal_one_at_a_time_when_rows_end_at_different_steps(counting_model):
+    """Rows end at EOS after 2 to 50 tokens, so finished slots are refilled mid-decode: every output
+    must still equal the prompt generated alone."""
+    student, tok = _counting_student(counting_model, prompt=True)
+    prompts = [tok(q)["input_ids"] for q in COUNTING + ["x ###", "bb ###", "qrs ###"]]
+    alone = [greedy_generate(student, [p], tok.eos_token_id, tok.pad_token_id, max_new_tokens=64)[0] for p in prompts]
+    assert len({len(a) for a in alone}) >= 6, "rows should end at different steps"
+    assert all(len(a) < 64 for a in alone), "every row should end with EOS, not the budget"
     seen: list[int] = []
     refilled = greedy_generate(
         student,
         prompts,
-        eos,
+        tok.eos_token_id,
         tok.pad_token_id,
-        max_new_tokens=16,
+        max_new_tokens=64,
         batch_size=3,
         on_finish=lambda idx, toks: seen.extend(idx),
     )
