@@ -186,6 +186,18 @@ def main(argv: list[str] | None = None) -> None:
     except PradaError as e:
         print(f"prada: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        # Every artifact is written atomically: what was finished is intact, the rest is redone on the rerun.
+        where = f" writing {e.filename}" if e.filename else ""
+        print(
+            f"prada: error: {e.strerror}{where}; free some space (or write elsewhere) and rerun the same command",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except KeyboardInterrupt as e:
         done = f" ({e})" if str(e) else ""
         if args.command == "train" and (args.resume or args.out):

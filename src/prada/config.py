@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from prada.data.registry import DOMAINS
+from prada.data.registry import DOMAINS, name_problem
 from prada.errors import ConfigError
 from prada.methods.registry import METHODS, method_spec
 
@@ -137,12 +137,27 @@ class TrainConfig:
     says, a crash in a long run loses at most this much work."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
+    share_prompt_prefix: str = "auto"
+    """Device switch, auto | on | off: compute the virtual prompt's keys and values once per step and
+    share them as every row's KV cache (on), or prepend the prompt to every row (off). Same losses and
+    gradients either way (tested). auto: on on the CPU, where FLOPs bound the step; off elsewhere,
+    where a GPU step is bound by kernel launches and the extra pass costs more than it saves."""
+    target_lm_weight: float = 1.0
+    """ft-cot-tlm: weight of the next-token loss on the unlabelled target questions (the UDALM-style baseline)."""
 
 
 @dataclass
 class EvalConfig:
-    max_new_tokens: int = 128
-    """Token budget of each generated rationale + answer."""
+    max_new_tokens: int = 0
+    """Token budget of each generated rationale + answer. 0 (auto): 1.3x the 99th percentile of the
+    training targets' token lengths, so a student that writes like its teacher is not cut before `-->`."""
+    scorer: str = "prada"
+    """Answer rules: prada (SPEC rules) | ftcot (a port of Fine-tune-CoT's evaluator, for like-for-like
+    tables beside its published numbers). eval.json keeps both scorers' accuracy per dataset."""
+    weight_first_linears: str = "auto"
+    """Device switch, auto | on | off: run few-row nn.Linear layers while decoding as (W @ x^T)^T,
+    which streams the weight faster on a CPU; the same products in another summation order (same
+    greedy outputs, tested). auto: on for a CPU model decoding in fp32, off otherwise."""
     batch_size: int = 32
     """Rows decoding at once (a finished row's slot goes to the next question). Decoding reads every
     weight once per step, so wider steps are cheaper per token: 8 / 32 gave 4.6x / 6.6x per-example
@@ -152,7 +167,7 @@ class EvalConfig:
 @dataclass
 class RunConfig:
     method: str = "prada"
-    """zero-shot | ft-cot | ptune | dann | prada."""
+    """prior | zero-shot | answer-ft | ft-cot | ft-cot-tlm | ptune | dann | prada (methods/registry.py)."""
     seed: int = 0
     """Seed of initialisation, data order and dropout."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -171,6 +186,14 @@ class RunConfig:
         return self.train.backbone or method_spec(self.method).backbone
 
 
+SWITCH = ("auto", "on", "off")  # a device switch: auto picks per device (see each key's docstring)
+
+
+def switch_on(value: str, auto: bool) -> bool:
+    """A device switch's setting: on, off, or `auto` (the device's default)."""
+    return auto if value == "auto" else value == "on"
+
+
 _CHOICES = {
     "method": tuple(METHODS),
     "data.benchmark": ("synth", "ftcot12", "none"),
@@ -178,6 +201,9 @@ _CHOICES = {
     "adversary.schedule": ("dann", "constant"),
     "train.backbone": ("", "full", "lora", "frozen"),
     "train.precision": ("auto", "bf16", "fp32"),
+    "train.share_prompt_prefix": SWITCH,
+    "eval.weight_first_linears": SWITCH,
+    "eval.scorer": ("prada", "ftcot"),
 }
 
 
@@ -187,6 +213,13 @@ def validate(cfg: RunConfig) -> None:
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(a for a in allowed if a)}")
+    if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed: must be an integer in [0, 2**32), got {cfg.seed}")
+    for key in ("data.datasets", "data.source_domains", "data.target_domains"):
+        for name in _get(cfg, key):
+            problem = name_problem(name)
+            if problem:
+                raise ConfigError(f"{key}: {name!r} {problem}")
     targets, sources = set(cfg.data.target_domains), set(cfg.data.source_domains)
     if targets & sources:
         raise ConfigError(
@@ -217,7 +250,6 @@ _AT_LEAST_ONE = (
     "train.grad_accum",
     "train.log_every",
     "eval.batch_size",
-    "eval.max_new_tokens",
     "student.max_length",
     "student.pad_multiple",
     "prompt.num_virtual_tokens",
@@ -242,6 +274,8 @@ _NON_NEGATIVE = (
     "adversary.target_batch_size",
     "data.max_train_per_dataset",
     "data.max_test_per_dataset",
+    "eval.max_new_tokens",
+    "train.target_lm_weight",
 )
 _FINITE = ("lora.alpha",)
 
@@ -344,17 +378,7 @@ def load_config(
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not UTF-8
-            raise ConfigError(f"{path}: cannot read the config file ({e}); give a YAML file") from None
-        try:
-            loaded = yaml.safe_load(text) or {}
-        except (yaml.YAMLError, RecursionError) as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-        raw = _merge(raw, loaded)
+        raw = _merge(raw, read_yaml_mapping(path, "config"))
     raw = _merge(raw, parse_overrides(overrides or []))
     cfg = RunConfig.__new__(RunConfig)
     for f in dataclasses.fields(RunConfig):
@@ -362,6 +386,51 @@ def load_config(
     _apply(cfg, raw)
     validate(cfg)
     return cfg
+
+
+YAML_MAX_NODES = 100_000
+"""Values a config may expand to (aliases counted each time they are used): a YAML alias bomb stops here."""
+YAML_MAX_DEPTH = 50
+
+
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
+    """A YAML file whose top level is a mapping; a folder, bad bytes, bad YAML, a recursive, too deep or
+    alias-bomb document are each a ConfigError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not UTF-8
+        raise ConfigError(f"{path}: cannot read the {what} file ({e}); give a YAML file") from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of {what} keys at the top level")
+    problem = _yaml_tree_problem(loaded)
+    if problem:
+        raise ConfigError(f"{path}: {problem}; a {what} is a small tree of keys and values")
+    return loaded
+
+
+def _yaml_tree_problem(root: Any) -> str | None:
+    """Walk the loaded document as the config code will (aliases expanded) within a budget."""
+    stack, nodes = [(root, 1, ())], 0
+    while stack:
+        node, depth, parents = stack.pop()
+        nodes += 1
+        if nodes > YAML_MAX_NODES:
+            return f"expands to more than {YAML_MAX_NODES} values (YAML aliases used over and over)"
+        if depth > YAML_MAX_DEPTH:
+            return f"nests deeper than {YAML_MAX_DEPTH} levels"
+        if isinstance(node, (dict, list)):
+            if id(node) in parents:
+                return "refers to itself (a recursive YAML alias)"
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1, (*parents, id(node))) for child in children)
+    return None
 
 
 def _merge(a: dict, b: dict) -> dict:

@@ -9,7 +9,6 @@ the steps since the last checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,8 +17,8 @@ from typing import Callable
 
 import yaml
 
-from prada.config import RunConfig, _cast, _merge, config_to_dict, load_config, parse_overrides
-from prada.data.registry import DOMAINS, FTCOT12
+from prada.config import RunConfig, _cast, _merge, config_to_dict, load_config, parse_overrides, read_yaml_mapping
+from prada.data.registry import DOMAINS, FTCOT12, name_problem
 from prada.errors import ConfigError, PradaError
 from prada.io import atomic_write_text
 from prada.methods.registry import METHODS, method_spec
@@ -96,14 +95,7 @@ def load_experiment(path: str | Path | None = None, overrides: list[str] | None 
     as a shorthand, RunConfig sections that go into `base` (`train.max_steps=5`).
     """
     path = Path(path) if path is not None else default_config_path()
-    if not path.exists():
-        raise ConfigError(f"{path}: experiment config not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of experiment keys at the top level")
+    raw = read_yaml_mapping(path, "experiment config")
     for key, value in parse_overrides(overrides or []).items():
         if key in RUN_SECTIONS:  # shorthand: `train.max_steps=5` means `base.train.max_steps=5`
             raw["base"] = _merge(raw.get("base") or {}, {key: value})
@@ -150,8 +142,15 @@ def _nest(mapping: dict) -> dict:
 
 def validate_experiment(exp: ExperimentConfig) -> None:
     """Check the experiment's own keys and that every run config it implies loads; errors name the key."""
-    if not exp.name or "/" in exp.name or exp.name in (".", ".."):
-        raise ConfigError(f"name: {exp.name!r} must be a plain folder name")
+    if name_problem(exp.name):
+        raise ConfigError(f"name: {exp.name!r} {name_problem(exp.name)}")
+    for key in ("folds", "source_domains", "target_domains"):
+        for name in getattr(exp, key):
+            if name_problem(name):
+                raise ConfigError(f"{key}: {name!r} {name_problem(name)}")
+    for seed in exp.seeds:
+        if not 0 <= seed < 2**32:
+            raise ConfigError(f"seeds: each seed must be an integer in [0, 2**32), got {seed}")
     if exp.protocol not in PROTOCOLS:
         raise ConfigError(f"protocol: {exp.protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if not exp.methods:
@@ -269,7 +268,10 @@ def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
         for seed in exp.seeds:
             for method in exp.methods:
                 cfg = run_config(exp, method, seed, sources, targets)
-                runs.append(PlannedRun(method, fold, seed, cfg, root / "runs" / f"{method}__{fold}__seed{seed}"))
+                name = f"{method}__{fold}__seed{seed}"
+                if name_problem(name):  # a domain read from the data names the fold
+                    raise ConfigError(f"fold {fold!r}: {name_problem(name)}")
+                runs.append(PlannedRun(method, fold, seed, cfg, root / "runs" / name))
     return runs
 
 
@@ -278,7 +280,10 @@ def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
 
 def _stale_keys(run: PlannedRun) -> list[str]:
     """Config keys where the run folder's saved config differs from the planned one."""
-    saved = yaml.safe_load((run.dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    try:
+        saved = read_yaml_mapping(run.dir / "config.yaml", "run config")
+    except ConfigError as e:
+        raise PradaError(f"{e}; delete {run.dir} to run it again") from None
     planned = config_to_dict(run.config)
 
     def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -322,8 +327,13 @@ def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Ca
             train(resume=run.dir, progress=progress)
             actions.append("resumed")
         else:
-            if run.dir.exists():  # killed before its first checkpoint: nothing to keep, start clean
-                shutil.rmtree(run.dir)
+            # Killed before its first checkpoint: train() starts over in the folder (its config was
+            # checked above; the log is rewritten). Nothing is deleted: a folder prada did not make is refused.
+            if run.dir.exists() and any(run.dir.iterdir()) and not (run.dir / "config.yaml").exists():
+                raise PradaError(
+                    f"{run.dir} holds files prada did not write (no config.yaml); move them away or give the "
+                    "experiment another name"
+                )
             status("training" if run.trains else "preparing (no training)")
             train(run.config, run.dir, progress=progress)
             actions.append("trained" if run.trains else "prepared")

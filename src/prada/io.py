@@ -61,7 +61,9 @@ def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # torn write from a kill: the item is simply redone
+            row = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError, a 5000-digit integer, deep nesting
+            continue  # torn write from a kill (or a broken line): the item is simply redone
+        if isinstance(row, dict):  # every prada log line is an object; anything else is damage
+            rows.append(row)
     return rows

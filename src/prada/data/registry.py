@@ -8,6 +8,24 @@ ANSWER_TYPES = ("number", "choice", "yes_no", "text")
 DOMAINS = ("arithmetic", "other", "symbolic", "commonsense")
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a dataset, domain or fold name (it becomes part of folder names), or None.
+
+    A plain name: 1-100 characters, no `/`, `\\`, `..`, NUL or control characters, no leading dot.
+    """
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty name"
+    if len(name) > 100:
+        return f"is {len(name)} characters long (at most 100)"
+    if name.startswith("."):
+        return "must not start with a dot"
+    if "/" in name or "\\" in name or ".." in name:
+        return "must be a plain name (no /, \\ or ..): it becomes part of a folder name"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "must not contain control characters"
+    return None
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     key: str

@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prada.data.registry import ANSWER_TYPES
+from prada.data.registry import ANSWER_TYPES, name_problem
 from prada.errors import DataError
 from prada.io import atomic_write_jsonl
 
@@ -66,9 +66,14 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
     for key, typ in _OPTIONAL.items():
         if key in obj and not isinstance(obj[key], typ):
             raise DataError(f"expected {typ.__name__}, got {type(obj[key]).__name__}", path, line, key)
+    for key in ("domain", "dataset"):
+        problem = name_problem(obj[key]) if obj.get(key) else None
+        if problem:
+            raise DataError(f"{obj[key]!r} {problem}", path, line, key)
     choices = obj.get("choices")
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
         raise DataError("expected a list of strings (choice letters)", path, line, "choices")
+    _check_encodable(obj, path, line)
     rationales = []
     raw = obj.get("rationales", [])
     if not isinstance(raw, list):
@@ -79,6 +84,7 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
         for key, typ in _RATIONALE_FIELDS.items():
             if key not in r or not isinstance(r[key], typ):
                 raise DataError(f"expected {typ.__name__}", path, line, f"rationales[{i}].{key}")
+        _check_encodable(r, path, line, f"rationales[{i}].")
         rationales.append(Rationale(**{k: r[k] for k in _RATIONALE_FIELDS}))
     return Example(
         question=obj["question"],
@@ -90,6 +96,22 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
         choices=choices,
         rationales=rationales,
     )
+
+
+def _check_encodable(obj: dict, path: str, line: int | None, prefix: str = "") -> None:
+    """JSON can spell a lone surrogate (\\ud800) that no UTF-8 writer or tokenizer accepts: refuse it here."""
+    for key, value in obj.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as e:
+                    raise DataError(
+                        f"holds a character UTF-8 cannot encode ({e.reason} at {e.start}); fix the text",
+                        path,
+                        line,
+                        f"{prefix}{key}",
+                    ) from None
 
 
 def read_examples(path: str | os.PathLike) -> list[Example]:
@@ -115,6 +137,8 @@ def read_examples(path: str | os.PathLike) -> list[Example]:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DataError(f"invalid JSON ({e.msg} at column {e.colno})", path, lineno) from None
+            except ValueError as e:  # e.g. an integer of more than 4300 digits
+                raise DataError(f"invalid JSON ({e})", path, lineno) from None
             except RecursionError:
                 raise DataError("invalid JSON (nested too deeply)", path, lineno) from None
             ex = example_from_dict(obj, path, lineno)

@@ -16,7 +16,11 @@ def format_prompt(question: str) -> str:
 
 def format_target(rationale: str, answer: str) -> str:
     """Text the student learns to produce after the prompt (EOS is appended by the tokenising code)."""
+    # The answer is read after the first separator: one inside a rationale would make a student
+    # that reproduces its target exactly score wrong, so it is escaped to "->".
     rationale = " ".join(rationale.split())
+    while ANSWER_SEPARATOR in rationale:  # "--->" would leave a new "-->" after one pass
+        rationale = rationale.replace(ANSWER_SEPARATOR, "->")
     return f" {rationale} {ANSWER_SEPARATOR} {answer.strip()}"
 
 
