@@ -34,3 +34,51 @@ def test_bad_override_is_one_line_error(tmp_path):
     )
     assert r.returncode == 2
     assert "adversary.lambda_mx: unknown key" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_option_has_help_text():
+    from prada.cli import build_parser
+
+    parser = build_parser()
+    missing = []
+
+    def walk(p, path):
+        for action in p._actions:
+            if hasattr(action, "choices") and isinstance(action.choices, dict):  # subcommands
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif action.help in (None, "") and action.dest != "help":
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(parser, "prada")
+    assert not missing
+
+
+def test_version(capsys):
+    from prada import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"prada {__version__}"
+
+
+def test_config_show_lists_every_key_with_default_and_docstring(capsys):
+    import dataclasses
+
+    from prada.config import RunConfig
+
+    main(["config", "show", "--method", "ft-cot"])
+    out = capsys.readouterr().out
+    keys = [line.split(" = ")[0] for line in out.splitlines() if not line.startswith("    ")]
+    expected = []
+    for f in dataclasses.fields(RunConfig):
+        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        expected += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub)] if dataclasses.is_dataclass(sub) else [f.name]
+    assert keys == expected
+    lines = out.splitlines()
+    for i, line in enumerate(lines[:-1]):  # every key is followed by its (indented) docstring
+        if not line.startswith("    "):
+            assert lines[i + 1].startswith("    ") and lines[i + 1].strip(), line
+    assert "method = ft-cot" in out and "train.backbone = ''  (method ft-cot: full)" in out
+    assert "prompt.num_virtual_tokens = 20  (unused by method ft-cot)" in out
+    assert "train.lr = 5e-05" in out and "    Backbone learning rate." in out

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from prada import __version__
 from prada.errors import PradaError
 
 
@@ -74,18 +75,56 @@ def _run(a: argparse.Namespace) -> None:
     print(f"report: {out / 'report.md'}")
 
 
+def _export(a: argparse.Namespace) -> None:
+    from prada.export import export_run
+
+    out = export_run(Path(a.run), Path(a.out), dtype=a.dtype)
+    print(f"exported to {out} (model card: {out / 'README.md'})")
+
+
+def _config_show(a: argparse.Namespace) -> None:
+    from prada.config import describe_config
+    from prada.methods.registry import method_spec
+
+    spec = method_spec(a.method) if a.method else None
+    unused = (
+        ()
+        if spec is None
+        else tuple(p for p, on in (("prompt.", spec.prompt), ("adversary.", spec.adversary)) if not on)
+    )
+    for key, value, doc in describe_config(a.method):
+        shown = "''" if value == "" else ("[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else value)
+        note = (
+            f"  (method {a.method}: {method_spec(a.method).backbone})" if key == "train.backbone" and a.method else ""
+        )
+        note += f"  (unused by method {a.method})" if key.startswith(unused) else ""
+        print(f"{key} = {shown}{note}")
+        for line in doc.splitlines():
+            print(f"    {line}")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="finished run folder (prada train --out)")
+    p.add_argument("--out", required=True, help="new folder to write (must not exist or be empty)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="weight dtype of the export")
+
+
+def _add_config_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=None, help="show the defaults this method runs with")
+
+
 def _add_data_build(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", default="ftcot12", choices=["ftcot12"])
+    p.add_argument("--benchmark", default="ftcot12", choices=["ftcot12"], help="which benchmark to build")
     p.add_argument(
         "--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)"
     )
     p.add_argument("--cache-dir", default=None, help="download cache (default ~/.cache/prada/downloads)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="data folder to write (DATA_DIR/<dataset>/{train,test}.jsonl)")
 
 
 def _add_data_synth(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="data folder to write (DATA_DIR/<dataset>/{train,test}.jsonl)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same suite)")
     p.add_argument("--n-train", type=int, default=300, help="training questions per dataset")
     p.add_argument("--n-test", type=int, default=100, help="test questions per dataset")
     p.add_argument("--difficulty", type=int, default=1, help="1 = in-distribution; higher = longer, harder variants")
@@ -105,33 +144,33 @@ def _temperature(text: str) -> float:
 
 
 def _add_teach(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="data folder whose training questions get rationales")
     p.add_argument("--teacher", required=True, help="openai:MODEL or hf:PATH_OR_ID")
-    p.add_argument("--samples", type=int, default=1)
-    p.add_argument("--temperature", type=_temperature, default=0.0)
-    p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--max-tries", type=int, default=6)
-    p.add_argument("--keep-incorrect", action="store_true")
-    p.add_argument("--datasets", nargs="*", default=None)
+    p.add_argument("--samples", type=int, default=1, help="rationales per question (diverse reasoning, D)")
+    p.add_argument("--temperature", type=_temperature, default=0.0, help="sampling temperature (0: greedy)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    p.add_argument("--max-tries", type=int, default=6, help="attempts per request before it counts as failed")
+    p.add_argument("--keep-incorrect", action="store_true", help="also keep rationales whose answer is wrong")
+    p.add_argument("--datasets", nargs="*", default=None, help="only these dataset keys (default: all)")
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--resume", default=None, metavar="RUN_DIR")
+    p.add_argument("--config", default=None, help="run YAML (see configs/; `prada config show` lists every key)")
+    p.add_argument("--out", default=None, help="run folder to write")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=prada adversary.lambda_max=0.3")
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, help="finished run folder")
     p.add_argument("--data", default=None, help="DATA_DIR or FILE.jsonl (default: the run's configured test sets)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--out", default=None)
+    p.add_argument("--split", default="test", help="split file of a DATA_DIR (<dataset>/<split>.jsonl)")
+    p.add_argument("--out", default=None, help="eval JSON to write (default: RUN_DIR/eval.json)")
 
 
 def _add_explain(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True)
-    p.add_argument("--data", default=None)
+    p.add_argument("--run", required=True, help="finished run folder")
+    p.add_argument("--data", default=None, help="DATA_DIR to analyse (default: the run's own data)")
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
@@ -148,11 +187,14 @@ COMMANDS = [
     ("eval", "evaluate a run", _add_eval, _eval),
     ("explain", "domain-alignment analysis and plots", _add_explain, _explain),
     ("run", "the whole experiment: data, methods, eval, explain, report", _add_run, _run),
+    ("export", "write a run as a shippable folder: HF weights, peft prompt adapter, model card", _add_export, _export),
+    ("config show", "print every config key with its default and docstring", _add_config_show, _config_show),
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prada", description="Prompt-assisted domain-adversarial CoT distillation.")
+    parser.add_argument("--version", action="version", version=f"prada {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, help_text, add_args, handler in COMMANDS:
@@ -182,6 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     try:
+        if args.command in ("train", "run"):  # the allocator is the process's, so the command sets it, once
+            from prada.train.host_memory import configure_host_memory
+
+            configure_host_memory()
         args.handler(args)
     except PradaError as e:
         print(f"prada: error: {e}", file=sys.stderr)

@@ -94,6 +94,13 @@ class AdversaryConfig:
     """Learning rate of the domain head."""
     target_batch_size: int = 0
     """Unlabelled target questions per step (0: same as train.batch_size)."""
+    loss: str = "grl"
+    """How the domain loss reaches the features: grl (gradient reversal, DANN) | confusion (a separately
+    trained head; the features minimise lambda x the cross-entropy of its prediction to the uniform)."""
+    head: str = "mlp"
+    """Domain head: mlp (hidden_size, ReLU, dropout 0.1) | linear (one layer, no dropout: a weaker head)."""
+    pooling: str = "mean"
+    """Features the head classifies: mean (each question's mean state) | tokens (every question token)."""
 
 
 @dataclass
@@ -204,6 +211,9 @@ _CHOICES = {
     "train.share_prompt_prefix": SWITCH,
     "eval.weight_first_linears": SWITCH,
     "eval.scorer": ("prada", "ftcot"),
+    "adversary.loss": ("grl", "confusion"),
+    "adversary.head": ("mlp", "linear"),
+    "adversary.pooling": ("mean", "tokens"),
 }
 
 
@@ -317,6 +327,8 @@ def _cast(value: Any, typ: Any, key: str) -> Any:
                 raise ValueError
             return float(value)
         if typ is str:
+            if isinstance(value, bool) and _CHOICES.get(key) == SWITCH:  # YAML 1.1 reads on/off as booleans
+                return "on" if value else "off"
             if isinstance(value, (dict, list)):
                 raise ValueError
             return "" if value is None else str(value)
@@ -452,3 +464,41 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
 
 def domains_known() -> tuple[str, ...]:
     return DOMAINS
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a config dataclass (read from its source: Python keeps none at run time)."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def describe_config(method: str | None = None) -> list[tuple[str, Any, str]]:
+    """(dotted key, default, docstring) of every config key; with `method`, the defaults that method runs with."""
+    cfg = load_config(overrides=[f"method={method}"] if method else [])
+    rows: list[tuple[str, Any, str]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        docs = field_docs(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                rows.append((f"{prefix}{f.name}", value, docs.get(f.name, "")))
+
+    walk(cfg, "")
+    return rows
