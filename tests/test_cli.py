@@ -73,7 +73,9 @@ def test_config_show_lists_every_key_with_default_and_docstring(capsys):
     expected = []
     for f in dataclasses.fields(RunConfig):
         sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        expected += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub)] if dataclasses.is_dataclass(sub) else [f.name]
+        expected += (
+            [f"{f.name}.{g.name}" for g in dataclasses.fields(sub)] if dataclasses.is_dataclass(sub) else [f.name]
+        )
     assert keys == expected
     lines = out.splitlines()
     for i, line in enumerate(lines[:-1]):  # every key is followed by its (indented) docstring
