@@ -47,3 +47,16 @@ def test_run_configs_in_configs_folder_load():
         if "methods" in raw or "protocol" in raw:
             continue  # experiment configs: tested with the experiment loader
         load_config(path)
+
+
+def test_device_switches_take_auto_on_off_from_yaml_and_the_command_line(tmp_path):
+    """on/off are YAML 1.1 booleans; a switch reads them as the words, and rejects anything else by key."""
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("train:\n  share_prompt_prefix: off\neval:\n  weight_first_linears: on\n")
+    cfg = load_config(cfg_file)
+    assert (cfg.train.share_prompt_prefix, cfg.eval.weight_first_linears) == ("off", "on")
+    cfg = load_config(None, ["train.share_prompt_prefix=on", "eval.weight_first_linears=off"])
+    assert (cfg.train.share_prompt_prefix, cfg.eval.weight_first_linears) == ("on", "off")
+    assert load_config().train.share_prompt_prefix == "auto" and load_config().eval.weight_first_linears == "auto"
+    with pytest.raises(ConfigError, match="train.share_prompt_prefix"):
+        load_config(None, ["train.share_prompt_prefix=sometimes"])

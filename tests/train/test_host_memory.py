@@ -26,3 +26,34 @@ def test_freed_tensors_are_reused_without_page_faults():
     default, tuned = faults("default"), faults("tuned")
     assert default > 10 * 10_000  # glibc maps and unmaps each 64 MB block: ~16k page faults every time
     assert tuned < default / 4  # the same block comes back already mapped (measured: 0 of ~164k)
+
+
+def test_the_switch_is_read_by_the_command_never_by_the_library(monkeypatch):
+    """PRADA_KEEP_FREED_MEMORY=off leaves glibc alone; a bad value names the variable; train() never touches it."""
+    import inspect
+
+    import prada.train.loop as loop
+    from prada.errors import PradaError
+    from prada.train import host_memory
+
+    applied = []
+    monkeypatch.setattr(host_memory, "keep_freed_memory", lambda: applied.append(1) or True)
+    monkeypatch.setenv(host_memory.ENV, "off")
+    assert host_memory.configure_host_memory() is False and not applied
+    monkeypatch.setenv(host_memory.ENV, "on")
+    assert host_memory.configure_host_memory() is True and applied
+    monkeypatch.setenv(host_memory.ENV, "sometimes")
+    with pytest.raises(PradaError, match=host_memory.ENV):
+        host_memory.configure_host_memory()
+    assert "keep_freed_memory" not in inspect.getsource(loop) and "host_memory" not in inspect.getsource(loop)
+
+
+def test_prada_train_applies_the_switch_once(monkeypatch, tmp_path):
+    from prada import cli
+    from prada.train import host_memory
+
+    applied = []
+    monkeypatch.setattr(host_memory, "configure_host_memory", lambda: applied.append(1))
+    with pytest.raises(SystemExit):  # no such run: an error after the switch was applied
+        cli.main(["train", "--resume", str(tmp_path / "missing")])
+    assert applied == [1]

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from tiny import tiny_config
 
@@ -59,17 +60,27 @@ def _prepended_losses(student, source, target, lam):
     return lm_loss, d_src + d_tgt
 
 
-def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir):
-    """The prompt's keys/values computed once and shared give the same losses and gradients as per-row prompts."""
-    cfg = tiny_config(synth_dir, "method=prada", "prompt.num_virtual_tokens=6")
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir, switch, device):
+    """train.share_prompt_prefix on (the prompt's keys/values computed once and shared) and off (the prompt
+    prepended to every row) give the same losses and gradients as the per-row reference, on every device."""
+    cfg = tiny_config(synth_dir, "method=prada", "prompt.num_virtual_tokens=6", f"train.share_prompt_prefix={switch}")
     student, tok = build_student(cfg, num_domains=3)
-    student.eval()  # no dropout: both computations must see the same function
+    student.to(device).eval()  # no dropout: both computations must see the same function
+    calls = []
+    prompt_prefix = student.prompt_prefix
+    student.prompt_prefix = lambda: calls.append(1) or prompt_prefix()
     src = [
         TrainItem(tok("Q: 2 + 3? ###")["input_ids"], tok(" 2 + 3 = 5 --> 5")["input_ids"], 0),
         TrainItem(tok("Q: a longer question about coins? ###")["input_ids"], tok(" heads --> yes")["input_ids"], 1),
     ]
     tgt = [TrainItem(tok("Which day is it? ###")["input_ids"], [], 2), TrainItem(tok("Hi ###")["input_ids"], [], 2)]
-    source, target = collate(src, tok.pad_token_id), collate(tgt, tok.pad_token_id, with_labels=False)
+    source = collate(src, tok.pad_token_id).to(device)
+    target = collate(tgt, tok.pad_token_id, with_labels=False).to(device)
 
     def grads(loss):
         student.zero_grad()
@@ -77,6 +88,7 @@ def test_shared_prompt_prefix_equals_prompt_prepended_to_every_row(synth_dir):
         return {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
 
     shared, _ = student(source, target, lam=0.5)
+    assert len(calls) == (switch == "on")  # the switch picks the path, whatever the device
     g_shared = grads(shared["lm_loss"] + shared["domain_loss"])
     lm_ref, dom_ref = _prepended_losses(student, source, target, lam=0.5)
     g_ref = grads(lm_ref + dom_ref)

@@ -97,6 +97,7 @@ def evaluate_run(
             device,
             dtype,
             on_finish=record,
+            weight_first=cfg.eval.weight_first_linears,
         )
     bar.close()
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from prada.config import switch_on
 from prada.train.backbones import cache_keyword
 
 
@@ -71,20 +72,16 @@ def _weight_first(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def weight_first_linears(model: nn.Module) -> Iterator[None]:
-    """On the CPU, run few-row linears as (weight @ x^T)^T while the context is open.
+    """Run the model's few-row linears as (weight @ x^T)^T while the context is open (eval.weight_first_linears).
 
     With a handful of rows, `F.linear(x, W)` runs far below what streaming W costs: on the 2-core dev
     CPU SmolLM2's 210 layer weights took 77 ms at 8 rows against 62 ms weight-first, its 49k x 576
     head 36 vs 16 ms (at 1 row both orientations take the same time). Same products in another
     summation order (differences ~1e-5); `benchmarks/eval_throughput.py` checks predictions still equal
-    per-example `generate`. Other devices and module types keep their own kernels; `greedy_generate`
-    opens it only without autocast.
+    per-example `generate`. Other module types keep their own kernels; `greedy_generate` opens it
+    where its `weight_first` switch says (auto: a CPU model without autocast).
     """
-    linears = [
-        m
-        for m in model.modules()
-        if type(m) is nn.Linear and m.weight.device.type == "cpu" and "forward" not in m.__dict__
-    ]
+    linears = [m for m in model.modules() if type(m) is nn.Linear and "forward" not in m.__dict__]
     for m in linears:
         m.forward = _weight_first.__get__(m)
     try:
@@ -135,11 +132,13 @@ def greedy_generate(
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[list[int]]], None] | None = None,
+    weight_first: str = "auto",
 ) -> list[list[int]]:
     """Greedy new tokens (EOS excluded) for every prompt, `batch_size` rows at a time (0: all at once).
 
     Prompts start longest first (rows that join together share little padding). `on_finish(indices,
-    tokens)` sees rows as they end, so a caller can save them before the rest are done.
+    tokens)` sees rows as they end, so a caller can save them before the rest are done. `weight_first`
+    (auto | on | off) is eval.weight_first_linears.
     """
     outputs: list[list[int]] = [[] for _ in input_ids]
     if max_new_tokens <= 0 or not input_ids:
@@ -152,9 +151,10 @@ def greedy_generate(
     ctx = (
         torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     )
-    # measured in fp32 only; under autocast the CPU's bf16 kernels keep their own orientation
-    weight_first = weight_first_linears(student.lm) if autocast_dtype is None else nullcontext()
-    with ctx, weight_first:
+    # auto: a CPU model in fp32 only (measured there); under autocast the CPU's bf16 kernels keep their own orientation
+    cpu_fp32 = next(student.lm.parameters()).device.type == "cpu" and autocast_dtype is None
+    weight_first_ctx = weight_first_linears(student.lm) if switch_on(weight_first, auto=cpu_fp32) else nullcontext()
+    with ctx, weight_first_ctx:
         while waiting or rows is not None:
             # --- fill free slots with waiting prompts (their prefill gives their first logits)
             free = batch_size - (0 if rows is None else len(rows.index))
@@ -205,6 +205,7 @@ def generate_texts(
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[str]], None] | None = None,
+    weight_first: str = "auto",
 ) -> list[str]:
     """Tokenise once, generate with refilled batches, decode. `on_finish(indices, texts)` sees rows as they finish."""
     encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
@@ -227,5 +228,6 @@ def generate_texts(
         device,
         autocast_dtype,
         on_finish=finished,
+        weight_first=weight_first,
     )
     return texts

@@ -2,15 +2,18 @@
 
 PyTorch's CPU tensors come straight from malloc. glibc serves blocks over 32 MB with a fresh mmap
 and unmaps them on free, so every training step faults its largest tensors (logit chunks, the
-optimizer's temporaries, KV caches) back in page by page, and on a VM each fault is expensive.
-Measured on the 2-core development VM (SmolLM2-135M, fp32, 8 x 256, method prada): a median step
-of 36.8 s with glibc's defaults, 27.6 s with mmap off and trimming raised (docs/scale.md).
+optimizer's temporaries, KV caches) back in page by page, and on a VM each fault is expensive
+(the measured step times are in docs/scale.md).
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
+
+ENV = "PRADA_KEEP_FREED_MEMORY"
+"""Device switch, auto | on | off, read once by the `prada` command before training or running an
+experiment (a library call never changes the process's allocator). auto: on unless a CUDA device is visible."""
 
 M_TRIM_THRESHOLD = -1  # <malloc.h>: give memory at the top of the heap back only above this size
 M_MMAP_MAX = -4  # <malloc.h>: at most this many blocks served by mmap at once (0: none)
@@ -26,3 +29,24 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and other libcs: leave them alone
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def configure_host_memory(setting: str | None = None) -> bool:
+    """Apply the PRADA_KEEP_FREED_MEMORY switch (or `setting`) to this process; True if glibc took it."""
+    import os
+
+    from prada.config import SWITCH, switch_on
+    from prada.errors import PradaError
+
+    setting = setting or os.environ.get(ENV, "auto")
+    if setting not in SWITCH:
+        raise PradaError(f"{ENV}={setting!r}: choose one of {', '.join(SWITCH)}")
+    if not switch_on(setting, auto=_no_cuda()):
+        return False
+    return keep_freed_memory()
+
+
+def _no_cuda() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()

@@ -23,7 +23,6 @@ from prada.io import atomic_write_json
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
 from prada.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from prada.train.host_memory import keep_freed_memory
 from prada.train.log import TrainLog
 from prada.train.student import StepShare, Student, build_student, save_student
 
@@ -164,8 +163,6 @@ def prepare(cfg: RunConfig, out_dir: Path) -> Run:
     """Create the folder, start accelerate, write config.yaml, load the data and build the student."""
     out_dir.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(cfg.train.precision)
-    if accelerator.device.type == "cpu":
-        keep_freed_memory()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if accelerator.is_main_process:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import DynamicCache
 
-from prada.config import RunConfig
+from prada.config import RunConfig, switch_on
 from prada.distill.collate import Batch
 from prada.errors import PradaError
 from prada.methods.adversary import Adversary, pool_question
@@ -84,12 +84,19 @@ class StepShare:
 
 
 class Student(nn.Module):
-    def __init__(self, lm: nn.Module, prompt: nn.Module | None = None, adversary: Adversary | None = None):
+    def __init__(
+        self,
+        lm: nn.Module,
+        prompt: nn.Module | None = None,
+        adversary: Adversary | None = None,
+        share_prompt_prefix: str = "auto",
+    ):
         super().__init__()
         self.lm = lm
         self.prompt = prompt
         self.adversary = adversary
         self.head_gives_logits = head_gives_logits(lm)
+        self.share_prompt_prefix = share_prompt_prefix  # train.share_prompt_prefix: auto | on | off
 
     @property
     def wants_target(self) -> bool:
@@ -199,9 +206,9 @@ class Student(nn.Module):
         without `share` the batch is the whole step, so lm_loss is its mean over label tokens.
         """
         # --- student forward on labelled source sequences: (B, T) -> hidden (B, T, D)
-        # the virtual prompt once per step, shared by every row of both batches, where FLOPs bound the step
-        # (CPU); on a GPU the step is bound by kernel launches and a third pass would cost more than it saves
-        prefix = self.prompt_prefix() if self.prompt is not None and source.input_ids.device.type == "cpu" else None
+        # the virtual prompt once per step, shared by every row of both batches (train.share_prompt_prefix)
+        share_prefix = switch_on(self.share_prompt_prefix, auto=source.input_ids.device.type == "cpu")
+        prefix = self.prompt_prefix() if self.prompt is not None and share_prefix else None
         hidden, logits = self._states_and_logits(source, prefix, logits=not self.head_gives_logits)
         # --- CoT cross-entropy on target tokens only; logits only where a label exists (saves vocab matmuls),
         # or the model's own logits where it transforms its head's output (see head_gives_logits)
@@ -282,7 +289,7 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
             cfg.adversary.layer, lm.config.num_hidden_layers, cfg.student.model
         )  # a clear error now, not at step 1
         adversary = Adversary(dim, num_domains, cfg.adversary.hidden_size, cfg.adversary.layer)
-    return Student(lm, prompt, adversary), tokenizer
+    return Student(lm, prompt, adversary, cfg.train.share_prompt_prefix), tokenizer
 
 
 # --- saving and loading in Hugging Face formats ------------------------------------------------------
