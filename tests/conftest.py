@@ -45,7 +45,7 @@ def counting_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def counting_data(tmp_path_factory) -> Path:
-    """The counting task as a prada data folder (one dataset, `counting`, domain symbolic)."""
+    """The counting task as a prada data folder: datasets `counting` (symbolic) and `counting_other` (other)."""
     from tiny import make_counting_data
 
     return make_counting_data(tmp_path_factory.mktemp("counting-data"))

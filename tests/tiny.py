@@ -106,10 +106,11 @@ def train_counting_model(out: Path, steps: int = 300, seed: int = 0) -> Path:
 
 
 def make_counting_data(folder: Path, n_train: int = 48, n_test: int = 12) -> Path:
-    """The counting task as a prada data folder (`data.benchmark=none data.data_dir=...`): one dataset."""
+    """The counting task as a prada data folder (`data.benchmark=none data.data_dir=...`): the same task
+    filed as two datasets in two domains, `counting` (symbolic) and `counting_other` (other)."""
     from prada.data.schema import Example, Rationale, write_examples
 
-    def examples(split: str, n: int, seed: int) -> list:
+    def examples(dataset: str, domain: str, split: str, n: int, seed: int) -> list:
         out = []
         for i, q in enumerate(counting_questions(n, seed)):
             rationale, answer = counting_example(q)
@@ -121,14 +122,15 @@ def make_counting_data(folder: Path, n_train: int = 48, n_test: int = 12) -> Pat
                     question=q,
                     answer=answer,
                     answer_type="text",
-                    domain="symbolic",
-                    dataset="counting",
+                    domain=domain,
+                    dataset=dataset,
                     id=f"{split}-{i}",
                     rationales=rationales,
                 )
             )
         return out
 
-    write_examples(folder / "counting" / "train.jsonl", examples("train", n_train, 1))
-    write_examples(folder / "counting" / "test.jsonl", examples("test", n_test, 2))
+    for k, (dataset, domain) in enumerate([("counting", "symbolic"), ("counting_other", "other")]):
+        write_examples(folder / dataset / "train.jsonl", examples(dataset, domain, "train", n_train, 10 * k + 1))
+        write_examples(folder / dataset / "test.jsonl", examples(dataset, domain, "test", n_test, 10 * k + 2))
     return folder

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX: no lock, one writer assumed
+    fcntl = None  # type: ignore[assignment]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -45,10 +51,18 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
     """Append one complete line and fsync: an append-only log that a reader can trust line by line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(path, "a+", encoding="utf-8") as f:
+        torn = not _ends_with_newline(f.fileno())
+        # a kill mid-append leaves a line without its newline: start a fresh line instead of gluing onto it
+        f.write(("\n" if torn else "") + json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def _ends_with_newline(fd: int) -> bool:
+    """True for an empty file or one whose last byte is a newline."""
+    size = os.fstat(fd).st_size
+    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
 
 
 def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
@@ -67,3 +81,44 @@ def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
         if isinstance(row, dict):  # every prada log line is an object; anything else is damage
             rows.append(row)
     return rows
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, command: str, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing) while `command` works in it.
+
+    A second prada process on the same folder gets one clear error instead of interleaving its
+    writes (or, with `wait`, waits for the first). flock on the folder itself: no lock file is left
+    behind, and a killed holder releases it.
+    """
+    from prada.errors import PradaError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise PradaError(
+                f"{folder}: another prada process is using this folder; wait for it to finish (or stop it), "
+                f"then rerun `{command}`"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def normal_permissions(*paths: str | os.PathLike) -> None:
+    """Give files 0666 and folders 0777 under the umask, recursively: safetensors and temp-file writers
+    create 0600 files, which another user (or a container running as one) cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for top in map(Path, paths):
+        if not top.exists():
+            continue
+        for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)

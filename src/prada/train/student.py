@@ -8,21 +8,23 @@ in `losses`, never a loop edit; methods only change which parts exist (see metho
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import DynamicCache
 
 from prada.config import RunConfig, switch_on
 from prada.distill.collate import Batch
 from prada.errors import PradaError
-from prada.methods.adversary import Adversary, pool_question
+from prada.hf_compat import cache_keyword, cache_layers, new_cache, output_cache
+from prada.io import normal_permissions
+from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
-from prada.train.backbones import cache_keyword, load_causal_lm, load_tokenizer, resolve_model
+from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model, save_tokenizer
 from prada.train.lm_loss import linear_cross_entropy
 
 
@@ -93,6 +95,7 @@ class Student(nn.Module):
     ):
         super().__init__()
         self.lm = lm
+        self.target_lm_weight = 0.0  # ft-cot-tlm sets it (train.target_lm_weight)
         self.prompt = prompt
         self.adversary = adversary
         self.head_gives_logits = head_gives_logits(lm)
@@ -100,8 +103,8 @@ class Student(nn.Module):
 
     @property
     def wants_target(self) -> bool:
-        """Whether a step also takes a batch of unlabelled target questions."""
-        return self.adversary is not None
+        """Whether a step also takes a batch of unlabelled target questions (adversary or target LM loss)."""
+        return self.adversary is not None or bool(self.target_lm_weight)
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -128,8 +131,7 @@ class Student(nn.Module):
             return None
         virtual = self.prompt(1).to(self.lm.get_input_embeddings().weight.dtype)
         out = self.lm(inputs_embeds=virtual, use_cache=True, logits_to_keep=1)
-        cache = out.cache if "cache" in out else out.past_key_values  # renamed in transformers 5.2x
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        return cache_layers(output_cache(out))
 
     def _lm_inputs(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None) -> tuple[dict, int]:
         """Keyword arguments of the LM call for `batch`, and how many leading (virtual) positions its states carry.
@@ -141,10 +143,7 @@ class Student(nn.Module):
             embeds, mask = self.embed(batch.input_ids, batch.attention_mask)
             return {"inputs_embeds": embeds, "attention_mask": mask}, self.num_virtual_tokens
         B = batch.input_ids.shape[0]
-        cache = DynamicCache(
-            ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix],
-            config=self.lm.config,
-        )
+        cache = new_cache(self.lm.config, [(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix])
         mask = torch.cat([batch.attention_mask.new_ones((B, self.num_virtual_tokens)), batch.attention_mask], 1)
         return {
             "inputs_embeds": self.lm.get_input_embeddings()(batch.input_ids),
@@ -225,18 +224,43 @@ class Student(nn.Module):
         # the token mean times this batch's share of the step's label tokens (1.0 when the batch is the step)
         losses = {"lm_loss": lm_loss * (n_labels / share.label_tokens)}
         metrics: dict[str, torch.Tensor] = {}
+        has_target = target is not None and target.input_ids.numel() > 0
+        # --- ft-cot-tlm: next-token loss on the unlabelled target questions (same data as the adversary's)
+        if self.target_lm_weight and has_target:
+            losses["target_lm_loss"] = (
+                self.target_lm_weight * self.question_lm_loss(target, prefix) / share.micro_batches
+            )
         if self.adversary is None:
             return losses, metrics
-        # --- domain classifier behind the GRL on pooled question features of source (+ unlabelled target)
-        layer = self.adversary.layer
-        d_loss, d_acc = self.adversary.loss(pool_question(hidden[layer], source.question_mask), source.domain, lam)
-        if target is not None and target.input_ids.numel():
+        # --- domain classifier (behind the GRL, or the confusion loss) on question features of source (+ target)
+        adv, layer = self.adversary, self.adversary.layer
+        d_loss, src = adv.loss(*adv.features(hidden[layer], source.question_mask, source.domain), lam)
+        metrics.update(domain_ce_source=src["ce"], domain_acc_source=src["acc"], domain_acc=src["acc"])
+        domains = source.domain
+        if has_target:
             t_hidden = self.layer_states(target, layer, prefix)
-            t_loss, t_acc = self.adversary.loss(pool_question(t_hidden, target.question_mask), target.domain, lam)
-            d_loss, d_acc = d_loss + t_loss, (d_acc + t_acc) / 2
+            t_loss, tgt = adv.loss(*adv.features(t_hidden, target.question_mask, target.domain), lam)
+            d_loss = d_loss + t_loss
+            metrics.update(
+                domain_ce_target=tgt["ce"], domain_acc_target=tgt["acc"], domain_acc=(src["acc"] + tgt["acc"]) / 2
+            )
+            domains = torch.cat([domains, target.domain])
+        counts = torch.bincount(domains, minlength=adv.num_domains)
+        metrics["domain_acc_majority"] = (counts.max() / counts.sum()).float()  # a head that always says one domain
+        metrics["domain_ce_chance"] = torch.tensor(math.log(adv.num_domains))  # a head that knows nothing
         losses["domain_loss"] = d_loss / share.micro_batches
-        metrics["domain_acc"] = d_acc
         return losses, metrics
+
+    def question_lm_loss(
+        self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy over the real tokens of a question-only batch (`{q} ###`)."""
+        hidden, logits = self._states_and_logits(batch, prefix, logits=not self.head_gives_logits)
+        labels = batch.input_ids[:, 1:]
+        keep = batch.attention_mask[:, 1:].bool()
+        if logits is None:
+            return linear_cross_entropy(hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), labels[keep])
+        return nn.functional.cross_entropy(logits[:, :-1][keep].float(), labels[keep])
 
     def param_groups(self, cfg: RunConfig) -> list[dict]:
         """Optimizer groups: backbone, prompt and adversary each at their own learning rate."""
@@ -288,8 +312,11 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
         feature_state_index(
             cfg.adversary.layer, lm.config.num_hidden_layers, cfg.student.model
         )  # a clear error now, not at step 1
-        adversary = Adversary(dim, num_domains, cfg.adversary.hidden_size, cfg.adversary.layer)
-    return Student(lm, prompt, adversary, cfg.train.share_prompt_prefix), tokenizer
+        a = cfg.adversary
+        adversary = Adversary(dim, num_domains, a.hidden_size, a.layer, a.head, a.loss, a.pooling)
+    student = Student(lm, prompt, adversary, cfg.train.share_prompt_prefix)
+    student.target_lm_weight = cfg.train.target_lm_weight if spec.target_lm else 0.0
+    return student, tokenizer
 
 
 # --- saving and loading in Hugging Face formats ------------------------------------------------------
@@ -299,19 +326,25 @@ def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> 
     """HF folders: model/ (full backbone, safetensors), lora/ (peft adapter), prompt/ (peft P-tuning adapter)."""
     base = resolve_model(cfg.student.model)
     backbone = cfg.backbone
+    prompt_base = base  # the prompt adapter's base: the trained weights where they exist, relative to prompt/
     if method_spec(cfg.method).train and backbone == "full":
+        student.lm.config.use_cache = True  # off for training only; a user's generate needs it
         student.lm.save_pretrained(str(run_dir / "model"), safe_serialization=True)
-        tokenizer.save_pretrained(str(run_dir / "model"))
+        student.lm.config.use_cache = False
+        save_tokenizer(tokenizer, run_dir / "model")
+        prompt_base = "../model"
     elif backbone == "lora":
         student.lm.save_pretrained(str(run_dir / "lora"))
+        prompt_base = "../lora"
     if isinstance(student.prompt, ContinuousPrompt):
-        student.prompt.save_peft_adapter(run_dir / "prompt", base)
+        student.prompt.save_peft_adapter(run_dir / "prompt", prompt_base)
     if student.adversary is not None:
         save_file(
             {k: v.contiguous() for k, v in student.adversary.state_dict().items()},
             str(run_dir / "domain_head.safetensors"),
         )
     (run_dir / "student.json").write_text(json.dumps({"base_model": base, "backbone": backbone}))
+    normal_permissions(*(run_dir / name for name in ("model", "lora", "prompt", "domain_head.safetensors")))
 
 
 def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
