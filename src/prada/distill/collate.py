@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from prada.data.schema import Example
-from prada.distill.format import format_prompt, format_target
+from prada.distill.format import format_answer_target, format_prompt, format_target
 
 
 @dataclass
@@ -55,17 +55,22 @@ def build_train_items(
     max_length: int,
     only_correct: bool = True,
     max_rationales: int = 1,
+    with_rationale: bool = True,
 ) -> list[TrainItem]:
-    """One item per (question, kept rationale). Targets longer than max_length are truncated (no EOS then)."""
+    """One item per (question, kept rationale). Targets longer than max_length are truncated (no EOS then).
+
+    `with_rationale` False (answer-only fine-tuning): one ` --> {answer}` item per question that has a
+    kept rationale, so the same questions train as with rationales.
+    """
     items = []
     eos = tokenizer.eos_token_id
     for ex in examples:
         kept = [r for r in ex.rationales if r.correct or not only_correct][: max(1, max_rationales)]
         prompt = tokenize_prompt(tokenizer, ex.question)[: max_length - 1]
-        for r in kept:
-            target = tokenizer(format_target(r.text, ex.answer if r.correct else r.answer), add_special_tokens=False)[
-                "input_ids"
-            ]
+        for r in kept if with_rationale else kept[:1]:
+            text = format_target(r.text, ex.answer if r.correct else r.answer) if with_rationale else None
+            text = text or format_answer_target(ex.answer if r.correct else r.answer)
+            target = tokenizer(text, add_special_tokens=False)["input_ids"]
             target = (target + [eos])[: max_length - len(prompt)]
             items.append(TrainItem(prompt, target, domains.index(ex.domain)))
     return items
@@ -103,18 +108,30 @@ def collate(items: list[TrainItem], pad_id: int, pad_multiple: int = 16, with_la
     return Batch(input_ids, attention, question, domain, labels)
 
 
-def epoch_batches(items: list[TrainItem], batch_size: int, seed: int, epoch: int, group: int = 64) -> list[list[int]]:
+def epoch_batches(
+    items: list[TrainItem], batch_size: int, seed: int, epoch: int, group: int = 64, mix_domains: bool = True
+) -> list[list[int]]:
     """Length-grouped batches for one epoch: shuffle, sort inside chunks of `group` batches, shuffle batches.
 
-    A pure function of (seed, epoch), so resume replays the same order.
+    `mix_domains` sorts each chunk by an item's length *rank within its own domain* instead of its
+    length, so a batch holds every domain in its share of the chunk (sorting by raw length made
+    98% of a batch one domain, and a short run's last steps one domain's). A pure function of
+    (seed, epoch), so resume replays the same order.
     """
     rng = random.Random(seed * 100_003 + epoch)
     order = list(range(len(items)))
     rng.shuffle(order)
     chunk = batch_size * group
+    length = lambda i: len(items[i].prompt_ids) + len(items[i].target_ids)  # noqa: E731
     batches = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: len(items[i].prompt_ids) + len(items[i].target_ids))
+        part = sorted(order[start : start + chunk], key=length)
+        if mix_domains:
+            by_domain: dict[int, list[int]] = {}
+            for i in part:
+                by_domain.setdefault(items[i].domain, []).append(i)
+            quantile = {i: (r + 0.5) / len(members) for members in by_domain.values() for r, i in enumerate(members)}
+            part.sort(key=lambda i: (quantile[i], length(i)))
         batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
@@ -127,17 +144,22 @@ class GroupedBatches:
     epoch skips its final partial batch (several processes must all step the same number of times).
     """
 
-    def __init__(self, items: list[TrainItem], batch_size: int, seed: int, drop_last: bool = False):
+    def __init__(
+        self, items: list[TrainItem], batch_size: int, seed: int, drop_last: bool = False, mix_domains: bool = True
+    ):
         self.items, self.batch_size, self.seed, self.drop_last = items, batch_size, seed, drop_last
+        self.mix_domains = mix_domains
         n = len(items) // batch_size if drop_last else math.ceil(len(items) / batch_size)
         self.per_epoch = max(1, n)
         self._epoch: int | None = None
         self._batches: list[list[int]] = []
 
     def __getitem__(self, g: int) -> list[int]:
+        if not self.items:  # no target questions (in-domain runs): every batch is empty
+            return []
         epoch, idx = divmod(g, self.per_epoch)
         if epoch != self._epoch:
-            batches = epoch_batches(self.items, self.batch_size, self.seed, epoch)
+            batches = epoch_batches(self.items, self.batch_size, self.seed, epoch, mix_domains=self.mix_domains)
             full = [b for b in batches if len(b) == self.batch_size]
             self._epoch, self._batches = epoch, full if self.drop_last and full else batches
         return self._batches[idx]
