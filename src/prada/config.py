@@ -137,6 +137,9 @@ class TrainConfig:
     """auto (bf16 autocast where supported) | bf16 | fp32."""
     log_every: int = 1
     """Write a train_log.jsonl line every N steps."""
+    log_with: list[str] = field(default_factory=list)
+    """Also send every logged row to these trackers (accelerate's): tensorboard | wandb | trackio | mlflow |
+    comet_ml | aim | clearml | dvclive | swanlab. Files go under RUN_DIR/tracking; the tracker's package must be installed."""
     save_every: int = 0
     """Write a resumable checkpoint every N steps (0: only at the end)."""
     save_every_minutes: float = 30.0
@@ -149,6 +152,12 @@ class TrainConfig:
     share them as every row's KV cache (on), or prepend the prompt to every row (off). Same losses and
     gradients either way (tested). auto: on on the CPU, where FLOPs bound the step; off elsewhere,
     where a GPU step is bound by kernel launches and the extra pass costs more than it saves."""
+    mix_domains: bool = True
+    """Length-grouped batches stratified by domain (each batch follows the source mix). false: sorted by raw
+    length, less padding but nearly single-domain batches (docs/scale.md has both measured)."""
+    eval_every: int = 0
+    """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
+    domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
     target_lm_weight: float = 1.0
     """ft-cot-tlm: weight of the next-token loss on the unlabelled target questions (the UDALM-style baseline)."""
 
@@ -201,6 +210,7 @@ def switch_on(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
 
 
+TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab")
 _CHOICES = {
     "method": tuple(METHODS),
     "data.benchmark": ("synth", "ftcot12", "none"),
@@ -223,6 +233,9 @@ def validate(cfg: RunConfig) -> None:
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(a for a in allowed if a)}")
+    unknown = [t for t in cfg.train.log_with if t not in TRACKERS]
+    if unknown:
+        raise ConfigError(f"train.log_with: {unknown} not one of {', '.join(TRACKERS)}")
     if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"seed: must be an integer in [0, 2**32), got {cfg.seed}")
     for key in ("data.datasets", "data.source_domains", "data.target_domains"):
@@ -286,6 +299,7 @@ _NON_NEGATIVE = (
     "data.max_test_per_dataset",
     "eval.max_new_tokens",
     "train.target_lm_weight",
+    "train.eval_every",
 )
 _FINITE = ("lora.alpha",)
 

@@ -1,4 +1,5 @@
-"""Atomic file writes: every artifact is written to a temp file and renamed, so a kill never leaves half a file."""
+"""File I/O every stage shares: atomic writes (temp file + rename, so a kill never leaves half a file),
+JSONL logs, folder locks, and the prada cache root."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 try:
     import fcntl
@@ -15,17 +16,24 @@ except ImportError:  # pragma: no cover - non-POSIX: no lock, one writer assumed
     fcntl = None  # type: ignore[assignment]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and an fsync'd rename."""
+def cache_root() -> Path:
+    """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data."""
+    return Path(os.environ.get("PRADA_CACHE", Path.home() / ".cache" / "prada"))
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[IO[bytes]]:
+    """A binary file that appears at `path` only complete: written to a temp file in the same folder,
+    fsync'd and renamed when the block ends; deleted if the block raises (a kill leaves only the temp)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -33,6 +41,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder and an fsync'd rename."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -121,7 +121,7 @@ def test_aggregates_across_seeds_with_cis(fake):
     # target = symbolic macro mean (coin 75, last letter 10); source = arithmetic 35 + commonsense 60
     assert cell["target_accuracy"]["accuracy"] == pytest.approx(42.5)
     assert cell["source_accuracy"]["accuracy"] == pytest.approx(47.5)
-    assert cell["gap"] == pytest.approx(5.0)
+    assert "gap" not in cell  # source and target are different datasets: no "gap" is reported
     prada = next(a for a in res["across_folds"] if a["method"] == "prada")
     assert prada["folds"] == ["symbolic", "arithmetic"]
     # arithmetic fold: target gsm8k 35; symbolic fold: target 42.5 -> mean 38.75
@@ -141,6 +141,8 @@ def test_write_report_files(fake):
     assert {"accuracy_by_domain.png", "accuracy_by_dataset.png", "source_target_gap.png", "training_curves.png"} <= pngs
     results = json.loads((root / "results.json").read_text())
     assert results["plots"] and results["ci"]["level"] == 0.95
+    assert "## Paired differences" in text and "prada − ft-cot" in text
+    assert "gap (S-T)" not in text
 
 
 def test_in_domain_has_no_target_and_no_gap_plot(tmp_path):
@@ -149,7 +151,7 @@ def test_in_domain_has_no_target_and_no_gap_plot(tmp_path):
         tmp_path, runs, {"name": "ind", "protocol": "in-domain", "methods": ["ft-cot"], "seeds": [0]}, n_boot=200
     )
     assert res["folds"] == ["in-domain"] and res["across_folds"] == []
-    assert res["summary"][0]["target_accuracy"] is None and res["summary"][0]["gap"] is None
+    assert res["summary"][0]["target_accuracy"] is None
     assert res["summary"][0]["source_accuracy"]["accuracy"] == pytest.approx(40.0)
     assert plot_source_target_gap(res, tmp_path / "gap.png") is None
 
@@ -158,3 +160,20 @@ def test_fmt_cell():
     assert fmt_cell(None) == "–"
     assert fmt_cell({"accuracy": 50.0, "ci": [40.0, 60.0]}) == "50.0 [40.0, 60.0]"
     assert fmt_cell({"accuracy": 50.0, "ci": [40.0, 60.0], "seed_sd": 1.25}).endswith("sd 1.2")
+
+
+def test_paired_differences_are_per_fold_role_and_paired_by_seed(fake):
+    root, runs, exp = fake
+    res = collect_results(root, runs, exp, n_boot=200)
+    pairs = {(p["a"], p["b"], p["fold"], p["role"]): p for p in res["paired"]}
+    assert set(pairs) == {("prada", "ft-cot", f, r) for f in ("symbolic", "arithmetic") for r in ("source", "target")}
+    p = pairs[("prada", "ft-cot", "symbolic", "target")]
+    # mean over seeds of (prada macro target - ft-cot macro target), from the fabricated counts
+    prada = next(s for s in res["summary"] if s["method"] == "prada" and s["fold"] == "symbolic")
+    ftcot = next(s for s in res["summary"] if s["method"] == "ft-cot" and s["fold"] == "symbolic")
+    assert p["diff"] == pytest.approx(
+        prada["target_accuracy"]["accuracy"] - ftcot["target_accuracy"]["accuracy"], abs=0.01
+    )
+    lo, hi = p["ci"]
+    assert lo <= p["diff"] <= hi and hi - lo > 0
+    assert p["seeds"] == [0, 1] and p["n_items"] == 20

@@ -52,7 +52,7 @@ def resolve_data_dir(cfg: DataConfig) -> Path | None:
         return given
     from prada.data.registry import FTCOT12
     from prada.data.synth import SYNTH
-    from prada.train.backbones import cache_root
+    from prada.io import cache_root
 
     folder = given or cache_root() / "data" / (f"synth-seed{cfg.synth_seed}" if cfg.benchmark == "synth" else "ftcot12")
     if (folder / "summary.json").exists():
@@ -103,6 +103,30 @@ def _cap(examples: list[Example], n: int, seed: int) -> list[Example]:
         return examples
     rng = random.Random(seed)
     return sorted(rng.sample(examples, n), key=examples.index)
+
+
+TEST_SAMPLE_SEED = 0
+
+
+def answer_priors(cfg: DataConfig) -> dict[str, str]:
+    """Each dataset's most frequent gold answer in its train split (ties: the smallest), for the `prior` baseline.
+
+    A reference for chance, not a method: target datasets' train answers count too, which no trained
+    method ever sees.
+    """
+    from collections import Counter
+
+    folder = resolve_data_dir(cfg)
+    train_by_ds = _read_split(folder, "train") if folder else {}
+    for path in cfg.train_files:
+        for ex in read_examples(path):
+            train_by_ds.setdefault(ex.dataset, []).append(ex)
+    priors = {}
+    for ds, exs in train_by_ds.items():
+        counts = Counter(e.answer for e in exs if e.answer)
+        if counts:
+            priors[ds] = min(counts, key=lambda a: (-counts[a], a))
+    return priors
 
 
 def warn_trained_test_questions(tests: dict[str, list[Example]], train: list[Example]) -> int:
@@ -187,8 +211,8 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
             f"no training example with a {'correct ' if cfg.only_correct else ''}rationale in source domains {sources}"
             " (add rationales with `prada teach` or set data.only_correct=false)"
         )
-    tests = {
-        ds: _cap(exs, cfg.max_test_per_dataset, seed)
+    tests = {  # the same test items for every seed and method: a paired design across the whole experiment
+        ds: _cap(exs, cfg.max_test_per_dataset, TEST_SAMPLE_SEED)
         for ds, exs in sorted(test_by_ds.items())
         if domain_of[ds] in sources or domain_of[ds] in targets
     }

@@ -5,8 +5,9 @@ This is the only place the format lives; the evaluator's extraction relies on th
 
 from __future__ import annotations
 
+from prada.answers import ANSWER_SEPARATOR
+
 PROMPT_SUFFIX = " ###"
-ANSWER_SEPARATOR = "-->"
 
 
 def format_prompt(question: str) -> str:
@@ -22,6 +23,11 @@ def format_target(rationale: str, answer: str) -> str:
     while ANSWER_SEPARATOR in rationale:  # "--->" would leave a new "-->" after one pass
         rationale = rationale.replace(ANSWER_SEPARATOR, "->")
     return f" {rationale} {ANSWER_SEPARATOR} {answer.strip()}"
+
+
+def format_answer_target(answer: str) -> str:
+    """Answer-only target (the `answer-ft` baseline): the separator and the answer, no rationale."""
+    return f" {ANSWER_SEPARATOR} {answer.strip()}"
 
 
 ZERO_SHOT_COT_TRIGGER = "Let's think step by step."

@@ -1,26 +1,35 @@
 """`prada eval`: generate for each test question, extract, score, write eval.json + predictions.jsonl.
 
 Finished predictions are appended to a cache as they come, so a killed evaluation resumes where it stopped.
+A cache entry counts only for the prompt it answered (its hash is stored with it) and the weights on disk
+(their sizes and times name the cache file); prompts are cut to `student.max_length - 1` tokens, as in training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from prada.config import RunConfig
 from prada.data.schema import Example, read_examples
-from prada.distill.format import format_input
+from prada.distill.format import ANSWER_SEPARATOR, format_input, format_target
 from prada.errors import PradaError
-from prada.evaluation.extract import extract_answer, is_correct
+from prada.evaluation.extract import DEFAULT_CHOICES
 from prada.evaluation.generate import generate_texts
-from prada.evaluation.metrics import accuracy, summarize
+from prada.evaluation.metrics import accuracy, summarize, wilson_ci
+from prada.evaluation.scorers import SCORERS, score_output
 from prada.io import append_jsonl, atomic_write_json, atomic_write_jsonl, read_jsonl_tolerant
 from prada.methods.registry import method_spec
+from prada.progress import hidden
+from prada.run_dir import EVAL, PREDICTIONS, autocast_dtype, default_device, finished_run_config
 
 
 def load_test_sets(cfg: RunConfig, data: str | None, split: str) -> dict[str, list[Example]]:
@@ -50,65 +59,189 @@ def evaluate_run(
     run_dir: Path, data: str | None = None, split: str = "test", out: str | None = None, progress: bool = True
 ) -> tuple[dict, Path]:
     """Evaluate a trained run; returns (eval result, path of eval.json)."""
-    from prada.train.loop import bf16_supported, finished_run_config
     from prada.train.student import load_student
 
     run_dir = Path(run_dir)
     cfg = finished_run_config(run_dir)
     tests = load_test_sets(cfg, data, split)
+    out_path = Path(out) if out else run_dir / EVAL
+    if not method_spec(cfg.method).model:  # prior: no model, the label prior answers
+        outputs = prior_outputs(cfg, tests)
+        result, predictions = score_outputs(cfg, tests, outputs, {}, 0)
+        return _write(result, predictions, out_path, out), out_path
     student, tokenizer = load_student(run_dir, cfg)
+    budget = generation_budget(cfg, tokenizer)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     student.to(device)
-    precision = cfg.train.precision
-    dtype = torch.bfloat16 if precision == "bf16" or (precision == "auto" and bf16_supported()) else None
+    dtype = autocast_dtype(cfg.train.precision)
     style = method_spec(cfg.method).prompt_style
 
-    out_path = Path(out) if out else run_dir / "eval.json"
-    key = hashlib.sha256(json.dumps([str(data), split, cfg.eval.max_new_tokens, str(out_path)]).encode()).hexdigest()[
-        :12
-    ]
-    cache_path = run_dir / ".eval_cache" / f"{key}.jsonl"
-    done = {(r["dataset"], r["id"]): r["output"] for r in read_jsonl_tolerant(cache_path)}
+    limit = cfg.student.max_length - 1  # the prompt tokens training kept (collate.build_train_items)
+    prompts = {(ds, ex.id): format_input(ex.question, style) for ds, exs in tests.items() for ex in exs}
+    hashes = {k: hashlib.sha256(p.encode("utf-8")).hexdigest()[:16] for k, p in prompts.items()}
+    # the output path relative to the run: a moved or copied run folder keeps its cache
+    where = os.path.relpath(out_path.resolve(), run_dir.resolve())
+    key = [str(data), split, budget, where, limit, weights_fingerprint(run_dir)]
+    cache_path = run_dir / ".eval_cache" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}.jsonl"
+    rows = [r for r in read_jsonl_tolerant(cache_path) if _cached_answer(r, hashes)]
+    done = {(r["dataset"], r["id"]): r["output"] for r in rows}
+    truncated = {(r["dataset"], r["id"]): bool(r.get("truncated")) for r in rows}
 
     todo = [(ds, ex) for ds, exs in tests.items() for ex in exs if (ds, ex.id) not in done]
     bar = tqdm(
         total=sum(len(v) for v in tests.values()),
         initial=sum(len(v) for v in tests.values()) - len(todo),
         desc="eval",
-        disable=not progress,
+        disable=hidden(progress),
     )
 
-    def record(indices: list[int], texts: list[str]) -> None:
-        for i, text in zip(indices, texts):
+    def record(indices: list[int], texts: list[str], hit_budget: list[bool]) -> None:
+        for i, text, cut in zip(indices, texts, hit_budget):
             ds, ex = todo[i]
-            done[(ds, ex.id)] = text
-            append_jsonl(cache_path, {"dataset": ds, "id": ex.id, "output": text})
+            done[(ds, ex.id)], truncated[(ds, ex.id)] = text, cut
+            row = {"dataset": ds, "id": ex.id, "prompt": hashes[(ds, ex.id)], "output": text, "truncated": cut}
+            append_jsonl(cache_path, row)
         bar.update(len(indices))
 
     if todo:
         generate_texts(
             student,
             tokenizer,
-            [format_input(ex.question, style) for _, ex in todo],
-            cfg.eval.max_new_tokens,
+            [prompts[(ds, ex.id)] for ds, ex in todo],
+            budget,
             cfg.eval.batch_size,
             device,
             dtype,
             on_finish=record,
             weight_first=cfg.eval.weight_first_linears,
+            max_prompt_tokens=limit,
         )
     bar.close()
 
+    result, predictions = score_outputs(cfg, tests, done, truncated, budget)
+    for ds, n in prompts_over(tokenizer, prompts, limit).items():
+        result["datasets"][ds]["prompt_truncated"] = n
+    return _write(result, predictions, out_path, out), out_path
+
+
+def _cached_answer(row: dict, hashes: dict[tuple[str, str], str]) -> bool:
+    """A cache line that answers the current prompt of its item (a damaged or stale line is redone)."""
+    ok = all(isinstance(row.get(k), str) for k in ("dataset", "id", "output", "prompt"))
+    return ok and hashes.get((row["dataset"], row["id"])) == row["prompt"]
+
+
+def weights_fingerprint(run_dir: Path) -> str:
+    """Names, sizes and modification times of the run's weight files: other weights, another cache."""
+    files = sorted(
+        p
+        for name in ("model", "lora", "prompt", "domain_head.safetensors")
+        for p in ([run_dir / name] if name.endswith(".safetensors") else (run_dir / name).glob("*"))
+        if p.is_file()
+    )
+    stats = [(str(p.relative_to(run_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+
+
+def prompts_over(tokenizer, prompts: dict[tuple[str, str], str], limit: int) -> dict[str, int]:
+    """Per dataset: prompts longer than `limit` tokens, which generation cut to their first `limit`."""
+    counts: dict[str, int] = {}
+    for (ds, _), prompt in prompts.items():
+        # a prompt has at most its UTF-8 bytes plus two special tokens: only longer ones need tokenising
+        long = len(prompt.encode("utf-8")) + 2 > limit and len(tokenizer(prompt)["input_ids"]) > limit
+        counts[ds] = counts.get(ds, 0) + int(long)
+    return counts
+
+
+def _write(result: dict, predictions: list[dict], out_path: Path, out: str | None) -> dict:
+    atomic_write_jsonl(
+        out_path.with_name(PREDICTIONS) if out is None else out_path.with_suffix(".predictions.jsonl"),
+        predictions,
+    )
+    atomic_write_json(out_path, result)
+    return result
+
+
+BUDGET_FACTOR, BUDGET_QUANTILE, BUDGET_MULTIPLE = 1.3, 0.99, 16
+
+
+def generation_budget(cfg: RunConfig, tokenizer) -> int:
+    """`eval.max_new_tokens`, or (0: auto) 1.3x the 99th percentile of the training targets' token lengths.
+
+    A budget below what the teacher writes cuts a faithful student before its `-->` and lets the
+    fallback rule decide the score; 1.3x the p99 leaves room for a student a little wordier than its teacher.
+    """
+    if cfg.eval.max_new_tokens:
+        return cfg.eval.max_new_tokens
+    return data_budget(target_token_lengths(cfg, tokenizer))
+
+
+def data_budget(lengths: list[int]) -> int:
+    if not lengths:
+        return 128
+    p99 = float(np.quantile(lengths, BUDGET_QUANTILE))
+    return int(math.ceil(BUDGET_FACTOR * p99 / BUDGET_MULTIPLE) * BUDGET_MULTIPLE)
+
+
+def target_token_lengths(cfg: RunConfig, tokenizer) -> list[int]:
+    """Token lengths (EOS included) of every training target of the run's source data, as the student reads them."""
+    from prada.distill.dataset import load_distillation_set
+
+    data = load_distillation_set(cfg.data, cfg.seed)
+    texts = [
+        format_target(r.text, ex.answer if r.correct else r.answer)
+        for ex in data.source_train
+        for r in ex.rationales
+        if r.correct or not cfg.data.only_correct
+    ]
+    if not texts:
+        return []
+    return [len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def prior_outputs(cfg: RunConfig, tests: dict[str, list[Example]]) -> dict[tuple[str, str], str]:
+    """The `prior` baseline's output for every test item: ` --> ` + the dataset's most frequent train answer.
+
+    Choice datasets without a train split answer a seeded uniform draw over their choices (chance).
+    """
+    from prada.distill.dataset import answer_priors
+
+    priors = answer_priors(cfg.data)
+    rng = random.Random(cfg.seed)
+    outputs = {}
+    for ds, exs in tests.items():
+        for ex in exs:
+            answer = priors.get(ds)
+            if answer is None and ex.answer_type == "choice":
+                answer = rng.choice(ex.choices or DEFAULT_CHOICES)
+            outputs[(ds, ex.id)] = f" {ANSWER_SEPARATOR} {answer}" if answer is not None else ""
+    return outputs
+
+
+def score_outputs(
+    cfg: RunConfig,
+    tests: dict[str, list[Example]],
+    outputs: dict[tuple[str, str], str],
+    truncated: dict[tuple[str, str], bool],
+    budget: int,
+) -> tuple[dict, list[dict]]:
+    """eval.json's result and predictions.jsonl's rows, under `eval.scorer` (both scorers' accuracy are kept)."""
+    scorer = cfg.eval.scorer
     predictions, per_dataset = [], {}
     for ds, exs in tests.items():
-        flags = []
+        flags, by_scorer = [], {name: 0 for name in SCORERS}
+        arrows = cut = formatted = 0
         for ex in exs:
-            text = done[(ds, ex.id)]
-            pred = extract_answer(text, ex.answer_type, ex.choices)
-            ok = is_correct(pred, ex.answer, ex.answer_type)
-            flags.append(ok)
+            text = outputs[(ds, ex.id)]
+            scores = {name: score_output(text, name, ds, ex.answer_type, ex.answer, ex.choices) for name in SCORERS}
+            chosen = scores[scorer]
+            flags.append(chosen.correct)
+            for name, sc in scores.items():
+                by_scorer[name] += sc.correct
+            arrows += ANSWER_SEPARATOR in text
+            cut += truncated.get((ds, ex.id), False)
+            formatted += chosen.prediction is not None
             predictions.append(
                 {
                     "dataset": ds,
@@ -116,18 +249,31 @@ def evaluate_run(
                     "domain": ex.domain,
                     "question": ex.question,
                     "output": text,
-                    "prediction": pred,
+                    "prediction": chosen.prediction,
                     "answer": ex.answer,
-                    "correct": ok,
+                    "correct": chosen.correct,
+                    "truncated": truncated.get((ds, ex.id), False),
                 }
             )
-        per_dataset[ds] = {"domain": exs[0].domain, "n": len(exs), "accuracy": accuracy(flags)}
+        n = len(exs)
+        lo, hi = wilson_ci(sum(flags), n)
+        per_dataset[ds] = {
+            "domain": exs[0].domain,
+            "n": n,
+            "accuracy": accuracy(flags),
+            "ci": [round(lo, 2), round(hi, 2)],
+            "arrow_rate": round(100.0 * arrows / n, 2) if n else 0.0,
+            "truncated_rate": round(100.0 * cut / n, 2) if n else 0.0,
+            "format_rate": round(100.0 * formatted / n, 2) if n else 0.0,
+            "accuracy_by_scorer": {name: round(100.0 * k / n, 2) if n else 0.0 for name, k in by_scorer.items()},
+        }
     targets = list(cfg.data.target_domains)
     sources = list(cfg.data.source_domains) or sorted({d["domain"] for d in per_dataset.values()} - set(targets))
-    result = {"method": cfg.method, "datasets": per_dataset, **summarize(per_dataset, sources, targets)}
-    atomic_write_jsonl(
-        out_path.with_name("predictions.jsonl") if out is None else out_path.with_suffix(".predictions.jsonl"),
-        predictions,
-    )
-    atomic_write_json(out_path, result)
-    return result, out_path
+    result = {
+        "method": cfg.method,
+        "scorer": scorer,
+        "max_new_tokens": budget,
+        "datasets": per_dataset,
+        **summarize(per_dataset, sources, targets),
+    }
+    return result, predictions

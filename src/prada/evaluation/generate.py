@@ -14,16 +14,15 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
-from transformers import DynamicCache
 
 from prada.config import switch_on
-from prada.train.backbones import cache_keyword
+from prada.hf_compat import cache_keyword, cache_layers, new_cache
 
 
 class _Rows:
     """The decoding rows: their prompt indices, KV cache, attention mask (B, L) and next position (B, 1)."""
 
-    def __init__(self, index: list[int], cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor):
+    def __init__(self, index: list[int], cache, mask: torch.Tensor, positions: torch.Tensor):
         self.index, self.cache, self.mask, self.positions = index, cache, mask, positions
 
     def keep(self, keep: list[int], config) -> None:
@@ -31,7 +30,7 @@ class _Rows:
         rows = torch.tensor(keep, device=self.mask.device)
         mask = self.mask[rows]
         first = int(mask.any(0).long().argmax())
-        self.cache = _cache([(k[rows, :, first:], v[rows, :, first:]) for k, v in _layers(self.cache)], config)
+        self.cache = new_cache(config, [(k[rows, :, first:], v[rows, :, first:]) for k, v in cache_layers(self.cache)])
         self.index, self.mask, self.positions = [self.index[i] for i in keep], mask[:, first:], self.positions[rows]
 
     def extend(self, other: "_Rows", config) -> None:
@@ -46,12 +45,12 @@ class _Rows:
             shape[dim] = missing
             return torch.cat([x.new_zeros(shape), x], dim)
 
-        self.cache = _cache(
+        self.cache = new_cache(
+            config,
             [
                 (torch.cat([pad(k, 2), pad(k2, 2)]), torch.cat([pad(v, 2), pad(v2, 2)]))
-                for (k, v), (k2, v2) in zip(_layers(self.cache), _layers(other.cache))
+                for (k, v), (k2, v2) in zip(cache_layers(self.cache), cache_layers(other.cache))
             ],
-            config,
         )
         self.mask = torch.cat([pad(self.mask, 1), pad(other.mask, 1)])
         self.positions = torch.cat([self.positions, other.positions])
@@ -91,14 +90,6 @@ def weight_first_linears(model: nn.Module) -> Iterator[None]:
             del m.forward
 
 
-def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _cache(layers: list[tuple[torch.Tensor, torch.Tensor]], config) -> DynamicCache:
-    return DynamicCache(ddp_cache_data=layers, config=config)
-
-
 def _prefill(student, prompts: list[list[int]], index: list[int], pad_id: int, device) -> tuple[torch.Tensor, _Rows]:
     """Run left-padded prompts (virtual prompt prepended) through the model: last-position logits and their rows."""
     T = max(len(x) for x in prompts)
@@ -109,7 +100,7 @@ def _prefill(student, prompts: list[list[int]], index: list[int], pad_id: int, d
         mask[b, T - len(x) :] = 1
     embeds, mask = student.embed(ids, mask)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    cache = DynamicCache(config=student.lm.config)
+    cache = new_cache(student.lm.config)
     out = student.lm(
         inputs_embeds=embeds,
         attention_mask=mask,
@@ -204,19 +195,25 @@ def generate_texts(
     batch_size: int,
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
-    on_finish: Callable[[list[int], list[str]], None] | None = None,
+    on_finish: Callable[[list[int], list[str], list[bool]], None] | None = None,
     weight_first: str = "auto",
+    max_prompt_tokens: int = 0,
 ) -> list[str]:
-    """Tokenise once, generate with refilled batches, decode. `on_finish(indices, texts)` sees rows as they finish."""
-    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    """Tokenise once, generate with refilled batches, decode.
+
+    `on_finish(indices, texts, hit_budget)` sees rows as they finish; `hit_budget[k]` is True for a row
+    cut at `max_new_tokens` before it emitted EOS. `max_prompt_tokens` > 0 keeps each prompt's first
+    that many tokens (a 200 kB question would otherwise make every decoding step attend to all of it).
+    """
+    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"][: max_prompt_tokens or None] for p in prompts]
     texts: list[str] = [""] * len(prompts)
 
     def finished(indices: list[int], tokens: list[list[int]]) -> None:
         decoded = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
         for i, t in zip(indices, decoded):
             texts[i] = t
-        if on_finish is not None:
-            on_finish(indices, decoded)
+        if on_finish is not None:  # a row that ends with max_new_tokens tokens hit the budget before EOS
+            on_finish(indices, decoded, [len(t) >= max_new_tokens for t in tokens])
 
     greedy_generate(
         student,

@@ -1,7 +1,8 @@
-"""Accuracy tables (per dataset, per domain, source vs target) and bootstrap confidence intervals."""
+"""Accuracy tables (per dataset, per domain, source vs target) and intervals that stay honest at 0%, 100% and across seeds."""
 
 from __future__ import annotations
 
+import math
 from statistics import mean
 
 
@@ -28,19 +29,65 @@ def summarize(per_dataset: dict[str, dict], source_domains: list[str], target_do
     }
 
 
-def bootstrap_ci(
-    flags_by_group: list[list[bool]], n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile CI of the macro mean accuracy, resampling items within each group (dataset or seed x dataset).
+def wilson_ci(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion, in percent: never [0, 0] at 0 of n, never [100, 100] at n of n."""
+    from statistics import NormalDist
 
-    Resampling n 0/1 flags with replacement is a binomial draw, so each group costs one vectorised call.
+    if n <= 0:
+        return (0.0, 100.0)
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+
+
+# One run's correctness flags: dataset -> item id -> correct. Several seeds of one method are a list of these.
+Flags = dict[str, dict[str, bool]]
+
+
+def bootstrap_ci(
+    runs: list[Flags],
+    baseline: list[Flags] | None = None,
+    datasets: list[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Interval of the macro-mean accuracy over `datasets` (mean over seeds), or of its paired difference.
+
+    The design is paired: `runs[s]` and `baseline[s]` share seed s and are scored on the same items.
+    Each replicate resamples seeds (two-level bootstrap) and, within each dataset, items, with the SAME
+    draw for every seed and both methods, so copies of one seed add no information and a difference
+    keeps its pairing. Each dataset gets Agresti-style pseudo-items (one right and one wrong; for a
+    difference one (right, wrong) and one (wrong, right) pair), so an interval never collapses at
+    0 or 100% or at a zero difference. Points: percent. None when no item is shared.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    groups = [g for g in flags_by_group if g]
-    if not groups:
-        return (0.0, 0.0)
-    stats = np.mean([100.0 * rng.binomial(len(g), sum(g) / len(g), n_boot) / len(g) for g in groups], axis=0)
+    runs_b = baseline if baseline is not None else None
+    if not runs or (runs_b is not None and len(runs_b) != len(runs)):
+        raise ValueError("a paired interval needs one baseline run per seed")
+    keys = datasets if datasets is not None else sorted(set.intersection(*(set(r) for r in runs)))
+    per_dataset = []
+    for key in keys:
+        groups = runs + (runs_b or [])
+        if not all(key in r for r in groups):
+            continue
+        ids = sorted(set.intersection(*(set(r[key]) for r in groups)))
+        if not ids:
+            continue
+        a = np.array([[float(r[key][i]) for i in ids] for r in runs])  # (S, n)
+        d = a - np.array([[float(r[key][i]) for i in ids] for r in runs_b]) if runs_b is not None else a
+        pseudo = np.array([1.0, -1.0]) if runs_b is not None else np.array([1.0, 0.0])
+        d = np.concatenate([d, np.broadcast_to(pseudo, (d.shape[0], 2))], axis=1)  # (S, n + 2)
+        S, n = d.shape
+        seed_w = rng.multinomial(S, np.full(S, 1 / S), n_boot) / S  # (B, S)
+        item_w = rng.multinomial(n, np.full(n, 1 / n), n_boot) / n  # (B, n): the same items for every seed
+        per_dataset.append(np.einsum("bs,si,bi->b", seed_w, d, item_w))
+    if not per_dataset:
+        return None
+    stats = 100.0 * np.mean(per_dataset, axis=0)
     lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return (float(lo), float(hi))

@@ -33,30 +33,79 @@ def pool_question(hidden: torch.Tensor, question_mask: torch.Tensor) -> torch.Te
 
 
 class DomainHead(nn.Module):
-    """K-way MLP classifier on pooled features."""
+    """K-way classifier on pooled features: an MLP (default) or, weaker, one linear layer without dropout."""
 
-    def __init__(self, hidden_size: int, num_domains: int, head_hidden: int = 256):
+    def __init__(self, hidden_size: int, num_domains: int, head_hidden: int = 256, kind: str = "mlp"):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(hidden_size, head_hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(head_hidden, num_domains)
-        )
+        if kind == "linear":
+            self.net = nn.Sequential(nn.Linear(hidden_size, num_domains))
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(hidden_size, head_hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(head_hidden, num_domains)
+            )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features: (B, H) -> logits (B, K). Runs in fp32 for a stable small head under autocast."""
+        """features: (..., H) -> logits (..., K). Runs in fp32 for a stable small head under autocast."""
         return self.net(features.float())
 
 
 class Adversary(nn.Module):
-    """GRL + domain head. `loss` gives the domain cross-entropy and accuracy of one pooled batch."""
+    """Domain head + how its loss reaches the features. `loss` gives one batch's domain loss and accuracy.
 
-    def __init__(self, hidden_size: int, num_domains: int, head_hidden: int, layer: int):
+    - `grl` (DANN): the head minimises the domain cross-entropy; a gradient-reversal layer hands the
+      features -lam times its gradient, so they learn to make the head wrong.
+    - `confusion` (Tzeng et al. 2015; Lee et al. 2019 for K-way domains): the head minimises the
+      cross-entropy on detached features; the features minimise lam x the cross-entropy of the head's
+      prediction against the uniform distribution (KL to uniform up to a constant), through a frozen
+      copy of the head. Their optimum is a head that cannot tell, not one that is confidently wrong.
+
+    `pooling`: `mean` classifies each question's mean state; `tokens` classifies every question token.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_domains: int,
+        head_hidden: int,
+        layer: int,
+        head: str = "mlp",
+        objective: str = "grl",
+        pooling: str = "mean",
+    ):
         super().__init__()
-        self.layer = layer
-        self.head = DomainHead(hidden_size, num_domains, head_hidden)
+        self.layer, self.objective, self.pooling = layer, objective, pooling
+        self.num_domains = num_domains
+        self.head = DomainHead(hidden_size, num_domains, head_hidden, head)
 
-    def loss(self, features: torch.Tensor, domains: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """features: (B, H) pooled; domains: (B,) int. Returns (mean CE, accuracy)."""
-        logits = self.head(reverse_gradient(features, lam))
-        loss = nn.functional.cross_entropy(logits, domains)
-        acc = (logits.argmax(-1) == domains).float().mean()
-        return loss, acc.detach()
+    def features(self, hidden: torch.Tensor, question_mask: torch.Tensor, domains: torch.Tensor):
+        """(features (N, H), labels (N,)): one row per question (mean) or per question token (tokens)."""
+        if self.pooling == "tokens":
+            keep = question_mask.bool()
+            return hidden[keep], domains[:, None].expand_as(question_mask)[keep]
+        return pool_question(hidden, question_mask), domains
+
+    def loss(
+        self, features: torch.Tensor, labels: torch.Tensor, lam: float
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """features: (N, H) from `features`; labels: (N,) domains. Returns (loss, stats).
+
+        stats (detached): `ce`, the head's cross-entropy (chance: ln K), and `acc`, its accuracy.
+        """
+        if self.objective == "confusion":
+            logits = self.head(features.detach())
+            head_loss = nn.functional.cross_entropy(logits, labels)
+            frozen = {k: v.detach() for k, v in self.head.named_parameters()}
+            feature_logits = torch.func.functional_call(self.head, frozen, (features,))
+            uniform = nn.functional.log_softmax(feature_logits, -1).mean(-1).neg().mean()  # CE to uniform
+            loss = head_loss + lam * uniform
+        else:
+            logits = self.head(reverse_gradient(features, lam))
+            head_loss = nn.functional.cross_entropy(logits, labels)
+            loss = head_loss
+        acc = (logits.argmax(-1) == labels).float().mean()
+        return loss, {"ce": head_loss.detach(), "acc": acc.detach()}
+
+    @torch.no_grad()
+    def accuracy(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The head's accuracy without any gradient (the held-out probe)."""
+        return (self.head(features).argmax(-1) == labels).float().mean()

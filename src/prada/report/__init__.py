@@ -10,19 +10,29 @@ import dataclasses
 import json
 from pathlib import Path
 from statistics import mean, pstdev
-from typing import Any, Iterable
+from typing import Any
 
 from prada.config import config_to_dict
-from prada.evaluation.metrics import bootstrap_ci
+from prada.evaluation.metrics import Flags, bootstrap_ci
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
+from prada.methods.registry import comparisons, method_spec
+from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS
+from prada.train.backbones import describe_model
 
 LEVEL = 0.95
+CI_METHOD = (
+    "two-level percentile bootstrap: seeds resampled, and within each dataset the same test items resampled for "
+    "every seed and both methods of a pair; one right and one wrong pseudo-item per dataset (pairs: one "
+    "(right, wrong) and one (wrong, right)) so no interval collapses at 0 or 100%; macro mean over datasets. "
+    "Per-dataset CIs of one run: Wilson score intervals"
+)
 
 
-def _flags_by_dataset(run_dir: Path) -> dict[str, list[bool]]:
-    flags: dict[str, list[bool]] = {}
-    for row in read_jsonl_tolerant(run_dir / "predictions.jsonl"):
-        flags.setdefault(row["dataset"], []).append(bool(row["correct"]))
+def _flags_by_dataset(run_dir: Path) -> Flags:
+    """dataset -> item id -> correct, from a run's predictions.jsonl."""
+    flags: Flags = {}
+    for row in read_jsonl_tolerant(run_dir / PREDICTIONS):
+        flags.setdefault(row["dataset"], {})[str(row["id"])] = bool(row["correct"])
     return flags
 
 
@@ -31,9 +41,11 @@ def _config_summary(cfg) -> dict:
     d = config_to_dict(cfg)
     return {
         "method": cfg.method,
+        "method_label": method_spec(cfg.method).label or cfg.method,
         "seed": cfg.seed,
         "backbone": cfg.backbone,
         "student": cfg.student.model,
+        "student_label": describe_model(cfg.student.model),
         "benchmark": cfg.data.benchmark,
         "datasets": cfg.data.datasets,
         "source_domains": cfg.data.source_domains,
@@ -47,32 +59,30 @@ def _config_summary(cfg) -> dict:
     }
 
 
-def _groups(flags: dict[str, list[bool]], datasets: Iterable[str]) -> list[list[bool]]:
-    return [flags[k] for k in datasets if k in flags and flags[k]]
+def _ci(runs: list[Flags], datasets: list[str], n_boot: int, baseline: list[Flags] | None = None) -> list[float] | None:
+    if not datasets:
+        return None
+    ci = bootstrap_ci(runs, baseline, datasets=datasets, n_boot=n_boot, level=LEVEL)
+    return [round(x, 2) for x in ci] if ci else None
 
 
-def _ci(groups: list[list[bool]], n_boot: int) -> list[float] | None:
-    return [round(x, 2) for x in bootstrap_ci(groups, n_boot=n_boot, level=LEVEL)] if groups else None
-
-
-def _run_record(run: Any, root: Path, n_boot: int) -> dict:
+def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
     """One run: its eval.json, config summary, per-item CIs, and pointers to its logs and explanation."""
     run_dir = Path(run.dir)
-    result = json.loads((run_dir / "eval.json").read_text())
-    flags = _flags_by_dataset(run_dir)
+    result = json.loads((run_dir / EVAL).read_text())
     datasets = result["datasets"]
     targets = set(run.config.data.target_domains)
     in_domain = lambda doms: [k for k, v in datasets.items() if v["domain"] in doms]  # noqa: E731
     sources = {v["domain"] for v in datasets.values()} - targets
     ci = {
-        "datasets": {k: _ci(_groups(flags, [k]), n_boot) for k in datasets},
-        "domains": {d: _ci(_groups(flags, in_domain({d})), n_boot) for d in result["domains"]},
-        "mean_accuracy": _ci(_groups(flags, datasets), n_boot),
-        "source_accuracy": _ci(_groups(flags, in_domain(sources)), n_boot),
-        "target_accuracy": _ci(_groups(flags, in_domain(targets)), n_boot),
+        "datasets": {k: v.get("ci") or _ci([flags], [k], n_boot) for k, v in datasets.items()},
+        "domains": {d: _ci([flags], in_domain({d}), n_boot) for d in result["domains"]},
+        "mean_accuracy": _ci([flags], list(datasets), n_boot),
+        "source_accuracy": _ci([flags], in_domain(sources), n_boot),
+        "target_accuracy": _ci([flags], in_domain(targets), n_boot),
     }
-    explain = run_dir / "explain" / "explain.json"
-    done = run_dir / "train_done.json"
+    explain = run_dir / EXPLAIN / "explain.json"
+    done = run_dir / DONE
     record = {
         "run": run_dir.name,
         "dir": str(run_dir.relative_to(root)) if run_dir.is_relative_to(root) else str(run_dir),
@@ -104,23 +114,21 @@ def _run_record(run: Any, root: Path, n_boot: int) -> dict:
     return record
 
 
-def _aggregate(records: list[dict], flags_of: dict[str, dict[str, list[bool]]], n_boot: int) -> dict:
-    """Across seeds of one (method, fold): mean of per-seed accuracies, CI over seed x dataset groups."""
+def _aggregate(records: list[dict], flags_of: dict[str, Flags], n_boot: int) -> dict:
+    """Across seeds of one (method, fold): mean of per-seed accuracies; CI resamples seeds and shared items."""
     first = records[0]
     targets = set(first["target_domains"])
     datasets = first["eval"]["datasets"]
+    runs = [flags_of[r["run"]] for r in records]
 
-    def cell(per_seed: list[float | None], groups: list[list[bool]]) -> dict | None:
+    def cell(per_seed: list[float | None], keys: list[str]) -> dict | None:
         vals = [v for v in per_seed if v is not None]
         if not vals:
             return None
-        out = {"accuracy": round(mean(vals), 2), "ci": _ci(groups, n_boot)}
+        out = {"accuracy": round(mean(vals), 2), "ci": _ci(runs, keys, n_boot)}
         if len(vals) > 1:
             out["seed_sd"] = round(pstdev(vals), 2)
         return out
-
-    def groups(keys: list[str]) -> list[list[bool]]:
-        return [g for r in records for g in _groups(flags_of[r["run"]], keys)]
 
     by_domain = lambda doms: [k for k, v in datasets.items() if v["domain"] in doms]  # noqa: E731
     out: dict = {
@@ -133,22 +141,42 @@ def _aggregate(records: list[dict], flags_of: dict[str, dict[str, list[bool]]], 
         "domains": {},
     }
     for k, v in datasets.items():
-        c = cell([r["eval"]["datasets"].get(k, {}).get("accuracy") for r in records], groups([k]))
+        c = cell([r["eval"]["datasets"].get(k, {}).get("accuracy") for r in records], [k])
+        rates = {
+            rate: round(
+                mean(r["eval"]["datasets"][k][rate] for r in records if rate in r["eval"]["datasets"].get(k, {})), 2
+            )
+            for rate in RATES
+            if all(rate in r["eval"]["datasets"].get(k, {}) for r in records)
+        }
         out["datasets"][k] = {
             "domain": v["domain"],
             "role": "target" if v["domain"] in targets else "source",
             "n": v["n"],
             **(c or {}),
+            **rates,
         }
     for d in first["eval"]["domains"]:
-        c = cell([r["eval"]["domains"].get(d) for r in records], groups(by_domain({d})))
+        c = cell([r["eval"]["domains"].get(d) for r in records], by_domain({d}))
         out["domains"][d] = {"role": "target" if d in targets else "source", **(c or {})}
     sources = set(first["source_domains"])
-    out["mean_accuracy"] = cell([r["eval"]["mean_accuracy"] for r in records], groups(list(datasets)))
-    out["source_accuracy"] = cell([r["eval"]["source_accuracy"] for r in records], groups(by_domain(sources)))
-    out["target_accuracy"] = cell([r["eval"]["target_accuracy"] for r in records], groups(by_domain(targets)))
-    s, t = out["source_accuracy"], out["target_accuracy"]
-    out["gap"] = round(s["accuracy"] - t["accuracy"], 2) if s and t else None
+    out["mean_accuracy"] = cell([r["eval"]["mean_accuracy"] for r in records], list(datasets))
+    out["source_accuracy"] = cell([r["eval"]["source_accuracy"] for r in records], by_domain(sources))
+    out["target_accuracy"] = cell([r["eval"]["target_accuracy"] for r in records], by_domain(targets))
+    return out
+
+
+RATES = ("arrow_rate", "truncated_rate", "format_rate")
+
+
+def _fold_flags(records: list[dict], flags_of: dict[str, Flags], role: str | None) -> dict[int, Flags]:
+    """seed -> one Flags over every fold, keys `fold/dataset`, keeping the datasets of `role` (None: all)."""
+    out: dict[int, Flags] = {}
+    for r in records:
+        for k, v in r["eval"]["datasets"].items():
+            if role is None or (v["domain"] in r["target_domains"]) == (role == "target"):
+                if k in flags_of[r["run"]]:
+                    out.setdefault(r["seed"], {})[f"{r['fold']}/{k}"] = flags_of[r["run"]][k]
     return out
 
 
@@ -157,22 +185,82 @@ def _across_folds(summary: list[dict], records: list[dict], flags_of: dict, n_bo
     out = []
     for method in dict.fromkeys(s["method"] for s in summary):
         rows = [s for s in summary if s["method"] == method]
+        mine = [r for r in records if r["method"] == method]
         entry: dict = {"method": method, "folds": [s["fold"] for s in rows]}
         for key, role in (("source_accuracy", "source"), ("target_accuracy", "target"), ("mean_accuracy", None)):
             vals = [s[key]["accuracy"] for s in rows if s.get(key)]
-            groups = [
-                flags_of[r["run"]][k]
-                for r in records
-                if r["method"] == method
-                for k, v in r["eval"]["datasets"].items()
-                if k in flags_of[r["run"]]
-                and (role is None or (v["domain"] in r["target_domains"]) == (role == "target"))
-            ]
-            entry[key] = {"accuracy": round(mean(vals), 2), "ci": _ci(groups, n_boot)} if vals else None
-        s, t = entry["source_accuracy"], entry["target_accuracy"]
-        entry["gap"] = round(s["accuracy"] - t["accuracy"], 2) if s and t else None
+            by_seed = _fold_flags(mine, flags_of, role)
+            runs = [by_seed[seed] for seed in sorted(by_seed)]
+            keys = sorted(set.intersection(*(set(f) for f in runs))) if runs else []
+            entry[key] = {"accuracy": round(mean(vals), 2), "ci": _ci(runs, keys, n_boot)} if vals else None
         out.append(entry)
     return out
+
+
+def _macro(flags: Flags, keys: list[str]) -> float:
+    return mean(100.0 * sum(flags[k].values()) / len(flags[k]) for k in keys)
+
+
+def paired_differences(records: list[dict], flags_of: dict[str, Flags], n_boot: int) -> list[dict]:
+    """Accuracy of a minus b (points) per fold and role, on the same items and seeds, with a paired 95% CI."""
+    out = []
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    for a, b in comparisons(methods):
+        for fold in dict.fromkeys(r["fold"] for r in records):
+            runs_a = {r["seed"]: r for r in records if r["method"] == a and r["fold"] == fold}
+            runs_b = {r["seed"]: r for r in records if r["method"] == b and r["fold"] == fold}
+            seeds = sorted(set(runs_a) & set(runs_b))
+            if not seeds:
+                continue
+            first = runs_a[seeds[0]]
+            for role in ("source", "target"):
+                keys = [
+                    k
+                    for k, v in first["eval"]["datasets"].items()
+                    if (v["domain"] in first["target_domains"]) == (role == "target")
+                ]
+                fa = [_shared(flags_of[runs_a[s]["run"]], flags_of[runs_b[s]["run"]]) for s in seeds]
+                fb = [_shared(flags_of[runs_b[s]["run"]], flags_of[runs_a[s]["run"]]) for s in seeds]
+                keys = [k for k in keys if all(f.get(k) for f in fa)]
+                if not keys:
+                    continue
+                diff = mean(_macro(x, keys) - _macro(y, keys) for x, y in zip(fa, fb))
+                out.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "fold": fold,
+                        "role": role,
+                        "diff": round(diff, 2),
+                        "ci": _ci(fa, keys, n_boot, baseline=fb),
+                        "seeds": seeds,
+                        "n_items": sum(len(fa[0][k]) for k in keys),
+                    }
+                )
+    return out
+
+
+def _shared(flags: Flags, other: Flags) -> Flags:
+    """`flags` restricted to the items that `other` also scored."""
+    return {k: {i: v for i, v in items.items() if i in other.get(k, {})} for k, items in flags.items() if k in other}
+
+
+def _in_domain_reference(summary: list[dict]) -> None:
+    """Beside each target dataset: the same method's accuracy on it in folds where it was a source."""
+    for s in summary:
+        for k, info in s["datasets"].items():
+            if info["role"] != "target":
+                continue
+            seen = [
+                o["datasets"][k]["accuracy"]
+                for o in summary
+                if o["method"] == s["method"]
+                and o["fold"] != s["fold"]
+                and o["datasets"].get(k, {}).get("role") == "source"
+                and o["datasets"][k].get("accuracy") is not None
+            ]
+            if seen:
+                info["in_domain_accuracy"] = round(mean(seen), 2)
 
 
 def collect_results(root: Path, runs: list[Any], experiment: Any, n_boot: int = 1000) -> dict:
@@ -180,12 +268,13 @@ def collect_results(root: Path, runs: list[Any], experiment: Any, n_boot: int = 
     from prada.report.markdown import PUBLISHED_FTCOT
 
     root = Path(root)
-    records = [_run_record(r, root, n_boot) for r in runs]
     flags_of = {Path(r.dir).name: _flags_by_dataset(Path(r.dir)) for r in runs}
+    records = [_run_record(r, root, n_boot, flags_of[Path(r.dir).name]) for r in runs]
     cells: dict[tuple[str, str], list[dict]] = {}
     for rec in records:
         cells.setdefault((rec["method"], rec["fold"]), []).append(rec)
     summary = [_aggregate(recs, flags_of, n_boot) for recs in cells.values()]
+    _in_domain_reference(summary)
     exp = dataclasses.asdict(experiment) if dataclasses.is_dataclass(experiment) else dict(experiment)
     datasets = sorted({k for r in records for k in r["eval"]["datasets"]})
     return {
@@ -194,14 +283,11 @@ def collect_results(root: Path, runs: list[Any], experiment: Any, n_boot: int = 
         "methods": exp.get("methods"),
         "folds": list(dict.fromkeys(r["fold"] for r in records)),
         "seeds": exp.get("seeds"),
-        "ci": {
-            "level": LEVEL,
-            "n_boot": n_boot,
-            "method": "percentile bootstrap over test items, resampled within each dataset (and seed); macro mean over datasets",
-        },
+        "ci": {"level": LEVEL, "n_boot": n_boot, "method": CI_METHOD},
         "experiment": exp,
         "runs": records,
         "summary": summary,
+        "paired": paired_differences(records, flags_of, n_boot),
         "across_folds": _across_folds(summary, records, flags_of, n_boot)
         if len({r["fold"] for r in records}) > 1
         else [],

@@ -28,6 +28,8 @@ from prada.data.registry import DOMAINS
 from prada.data.schema import Example
 from prada.errors import PradaError
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
+from prada.progress import hidden as bar_hidden
+from prada.run_dir import EXPLAIN, PREDICTIONS
 
 N_SAMPLES = 3
 
@@ -48,6 +50,24 @@ def question_features(
     progress: bool = True,
 ) -> np.ndarray:
     """Pooled question features: (N,) examples -> (N, H) float32, mean over real question tokens at `layer`."""
+    return layer_features(student, tokenizer, examples, [layer], max_length, batch_size, pad_multiple, desc, progress)[
+        layer
+    ]
+
+
+@torch.no_grad()
+def layer_features(
+    student,
+    tokenizer,
+    examples: list[Example],
+    layers: list[int],
+    max_length: int,
+    batch_size: int = 16,
+    pad_multiple: int = 16,
+    desc: str = "features",
+    progress: bool = True,
+) -> dict[int, np.ndarray]:
+    """`question_features` at several layers from one pass each batch: layer -> (N, H)."""
     from prada.distill.collate import build_question_items, collate
     from prada.methods.adversary import pool_question
 
@@ -55,17 +75,24 @@ def question_features(
     items = build_question_items(examples, tokenizer, domains, max_length)
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt_ids))  # similar lengths share a batch
     device = next(student.parameters()).device
-    out = np.zeros((len(items), 0), dtype=np.float32)
     chunks = []
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=bar_hidden(progress), leave=False):
         idx = order[start : start + batch_size]
         batch = collate([items[i] for i in idx], tokenizer.pad_token_id, pad_multiple, with_labels=False).to(device)
-        hidden = student.layer_states(batch, layer)  # (B, T, H)
-        chunks.append((idx, pool_question(hidden.float(), batch.question_mask).cpu().numpy()))  # (B, H)
-    if chunks:
-        out = np.zeros((len(items), chunks[0][1].shape[1]), dtype=np.float32)
+        if len(layers) == 1:
+            states = {layers[0]: student.layer_states(batch, layers[0])}  # (B, T, H), stops at that layer
+        else:
+            hidden = student.hidden_states(batch)
+            states = {layer: hidden[layer] for layer in layers}
+        chunks.append(
+            (idx, {k: pool_question(h.float(), batch.question_mask).cpu().numpy() for k, h in states.items()})
+        )  # (B, H) each
+    out = {}
+    for layer in layers:
+        dim = chunks[0][1][layer].shape[1] if chunks else 0
+        out[layer] = np.zeros((len(items), dim), dtype=np.float32)
         for idx, feats in chunks:
-            out[idx] = feats
+            out[layer][idx] = feats[layer]
     return out
 
 
@@ -115,12 +142,66 @@ def proxy_a_distances(X: np.ndarray, labels: list[str], folds: int = 5, seed: in
     return out
 
 
-def analyse(X: np.ndarray, labels: list[str], seed: int = 0) -> dict:
+PCA_DIMS = (2, 8)
+CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+def limited_probe(X: np.ndarray, labels: list[str], dims: int, folds: int = 5, seed: int = 0) -> float | None:
+    """Domain probe on a fixed PCA-`dims` projection (fit on the probe's training folds only).
+
+    With 576-dim features and fewer questions than dimensions a full linear probe separates any
+    labelling; a few directions measure whether the domains differ along the features' main axes.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    names = sorted(set(labels))
+    y = np.array([names.index(d) for d in labels])
+    counts = np.bincount(y)
+    k = min(folds, int(counts[counts > 0].min())) if len(names) > 1 else 0
+    if k < 2 or min(dims, X.shape[1]) < 1:
+        return None
+    pipe = make_pipeline(
+        StandardScaler(), PCA(n_components=min(dims, X.shape[1]), random_state=seed), LogisticRegression(max_iter=2000)
+    )
+    return round(float(cross_val_score(pipe, X, y, cv=StratifiedKFold(k, shuffle=True, random_state=seed)).mean()), 4)
+
+
+def learning_curve(X: np.ndarray, labels: list[str], seed: int = 0) -> dict[str, float]:
+    """Held-out probe accuracy when it trains on a fraction of the other questions (half held out, stratified)."""
+    from sklearn.model_selection import train_test_split
+
+    names = sorted(set(labels))
+    y = np.array([names.index(d) for d in labels])
+    if len(names) < 2 or np.bincount(y).min() < 4:
+        return {}
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, stratify=y, random_state=seed)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for frac in CURVE_FRACTIONS:
+        n = max(len(names) * 2, int(round(frac * len(y_tr))))
+        pick = rng.permutation(len(y_tr))[:n]
+        if len(set(y_tr[pick])) < 2:
+            continue
+        out[str(frac)] = round(float(_classifier().fit(X_tr[pick], y_tr[pick]).score(X_te, y_te)), 4)
+    return out
+
+
+def analyse(X: np.ndarray, labels: list[str], seed: int = 0, targets: set[str] | None = None) -> dict:
     pad = proxy_a_distances(X, labels, seed=seed)
+    targets = targets or set()
+    cross = {k: v for k, v in pad.items() if len(set(k.split("|")) & targets) == 1}  # one source, one target
     return {
         "probe": domain_probe(X, labels, seed=seed),
+        "probe_pca": {str(d): limited_probe(X, labels, d, seed=seed) for d in PCA_DIMS},
+        "learning_curve": learning_curve(X, labels, seed),
         "pad": pad,
         "pad_mean": round(float(np.mean(list(pad.values()))), 4) if pad else None,
+        "pad_source_target": cross,
+        "pad_source_target_mean": round(float(np.mean(list(cross.values()))), 4) if cross else None,
     }
 
 
@@ -188,7 +269,7 @@ def _test_examples(
 
 def _samples(run_dir: Path, by_id: dict[tuple[str, str], Example], domains: list[str]) -> dict[str, list[dict]]:
     """Per domain, up to N_SAMPLES student outputs (from predictions.jsonl) beside the teacher's rationale."""
-    preds = read_jsonl_tolerant(run_dir / "predictions.jsonl")
+    preds = read_jsonl_tolerant(run_dir / PREDICTIONS)
     out: dict[str, list[dict]] = {}
     for d in domains:
         rows = [p for p in preds if p.get("domain") == d][:N_SAMPLES]
@@ -230,8 +311,8 @@ def explain_run(
     `data` (DATA_DIR or FILE.jsonl) replaces the run's own test sets; `max_per_dataset` caps the
     questions featurised per dataset (features are cheap; the probes want a few dozen per domain).
     """
+    from prada.run_dir import finished_run_config
     from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
-    from prada.train.loop import finished_run_config
     from prada.train.student import Student, load_student
 
     run_dir = Path(run_dir)
@@ -249,21 +330,25 @@ def explain_run(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     trained, tokenizer = load_student(run_dir, cfg)
     trained.to(device)
-    feats = {
-        "trained": question_features(
-            trained, tokenizer, examples, layer, max_len, batch_size, desc="features (trained)", progress=progress
+    n_layers = trained.lm.config.num_hidden_layers
+    layers = sorted({layer % (n_layers + 1), n_layers // 2, n_layers})  # the adversary's, the middle, the top
+    by_layer = {
+        "trained": layer_features(
+            trained, tokenizer, examples, layers, max_len, batch_size, desc="features (trained)", progress=progress
         )
     }
     del trained
     base_path = resolve_model(cfg.student.model)
     untrained = Student(load_causal_lm(base_path, cfg.student.trust_remote_code)).eval().to(device)
     base_tok = load_tokenizer(base_path, cfg.student.trust_remote_code)
-    feats["untrained"] = question_features(
-        untrained, base_tok, examples, layer, max_len, batch_size, desc="features (untrained)", progress=progress
+    by_layer["untrained"] = layer_features(
+        untrained, base_tok, examples, layers, max_len, batch_size, desc="features (untrained)", progress=progress
     )
     del untrained
+    feature_layer = layer % (n_layers + 1)
+    feats = {side: by_layer[side][feature_layer] for side in by_layer}
 
-    out = run_dir / "explain"
+    out = run_dir / EXPLAIN
     out.mkdir(parents=True, exist_ok=True)
     plot_features(
         {f"{cfg.method} (trained)": feats["trained"], "untrained base student": feats["untrained"]},
@@ -279,8 +364,14 @@ def explain_run(
         "source_domains": [d for d in domains if d not in targets],
         "target_domains": [d for d in domains if d in targets],
         "n_questions": {d: labels.count(d) for d in domains},
-        "trained": analyse(feats["trained"], labels, cfg.seed),
-        "untrained": analyse(feats["untrained"], labels, cfg.seed),
+        "feature_layer": feature_layer,
+        "trained": analyse(feats["trained"], labels, cfg.seed, targets),
+        "untrained": analyse(feats["untrained"], labels, cfg.seed, targets),
+        "layers": {
+            str(k): {side: analyse(by_layer[side][k], labels, cfg.seed, targets) for side in by_layer}
+            for k in layers
+            if k != feature_layer
+        },
         "plot": "features_pca.png",
         "samples": _samples(run_dir, by_id, domains),
     }
@@ -319,8 +410,43 @@ def render_explain(r: dict) -> str:
         f"| untrained | {_num(probe(u).get('accuracy'))} | {_num(probe(u).get('chance'))} | {_num(u['pad_mean'])} |",
         "",
         "Lower probe accuracy (towards the majority rate) and lower PAD mean the trained features carry less domain "
-        "information than the base model's: the alignment the adversary aims for. Task-relevant differences between "
-        "domains keep both well above chance in practice; compare trained with untrained and across methods.",
+        "information. The control for the adversary is not the untrained model but the same-seed run without it "
+        "(prada vs ptune, dann vs ft-cot): the experiment report puts them side by side.",
+        "",
+        "## Capacity-limited probes and learning curve",
+        "",
+        "A full linear probe on features with more dimensions than questions separates almost any labelling, so "
+        "these have the dynamic range: the same probe on a PCA-k projection (fit inside each training fold), and "
+        "the held-out accuracy of the full probe trained on a fraction of half the questions.",
+        "",
+        "| features | "
+        + " | ".join(f"PCA-{k}" for k in t.get("probe_pca", {}))
+        + " | "
+        + " | ".join(f"curve {f}" for f in t.get("learning_curve", {}))
+        + " |",
+        "|---|" + "---|" * (len(t.get("probe_pca", {})) + len(t.get("learning_curve", {}))),
+        *(
+            f"| {name} | "
+            + " | ".join(_num(v) for v in side.get("probe_pca", {}).values())
+            + " | "
+            + " | ".join(_num(side.get("learning_curve", {}).get(f)) for f in t.get("learning_curve", {}))
+            + " |"
+            for name, side in (("trained", t), ("untrained", u))
+        ),
+        "",
+        f"Mean PAD over source-target pairs only: trained {_num(t.get('pad_source_target_mean'))}, "
+        f"untrained {_num(u.get('pad_source_target_mean'))}.",
+        "",
+        "## Other layers (trained / untrained)",
+        "",
+        "| layer | probe acc | PCA-2 probe | mean source-target PAD |",
+        "|---|---|---|---|",
+        *(
+            f"| {k} | {_num(probe(v['trained']).get('accuracy'))} / {_num(probe(v['untrained']).get('accuracy'))} | "
+            f"{_num(v['trained'].get('probe_pca', {}).get('2'))} / {_num(v['untrained'].get('probe_pca', {}).get('2'))} | "
+            f"{_num(v['trained'].get('pad_source_target_mean'))} / {_num(v['untrained'].get('pad_source_target_mean'))} |"
+            for k, v in r.get("layers", {}).items()
+        ),
         "",
         "## Proxy A-distance per domain pair (2(1-2·err); 0 = indistinguishable, 2 = separable)",
         "",

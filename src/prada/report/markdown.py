@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prada.methods.registry import method_spec
+
 # Published Fine-tune-CoT accuracies (%), Ho, Schmid and Yun, "Large Language Models Are Reasoning
 # Teachers", ACL 2023 (arXiv 2212.10071): same 12 datasets and the same text-davinci-002 Zero-shot-CoT
 # teacher, one student fine-tuned per dataset (an in-domain setting), as listed in
@@ -43,6 +45,10 @@ def fmt_cell(cell: dict | None) -> str:
     return text
 
 
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
@@ -52,54 +58,108 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _source_target(results: dict) -> list[str]:
-    rows = []
-    for s in results["summary"]:
-        gap = f"{s['gap']:+.1f}" if s.get("gap") is not None else "–"
-        rows.append(
-            [
-                s["method"],
-                s["fold"],
-                ", ".join(s["source_domains"]) or "–",
-                ", ".join(s["target_domains"]) or "–",
-                fmt_cell(s["source_accuracy"]),
-                fmt_cell(s["target_accuracy"]),
-                gap,
-                fmt_cell(s["mean_accuracy"]),
-                str(len(s["seeds"])),
-            ]
-        )
+    rows = [
+        [
+            s["method"],
+            s["fold"],
+            ", ".join(s["source_domains"]) or "–",
+            ", ".join(s["target_domains"]) or "–",
+            fmt_cell(s["source_accuracy"]),
+            fmt_cell(s["target_accuracy"]),
+            fmt_cell(s["mean_accuracy"]),
+            str(len(s["seeds"])),
+        ]
+        for s in results["summary"]
+    ]
     out = ["## Source vs target", ""]
     out += _table(
-        [
-            "method",
-            "fold",
-            "source domains",
-            "target domains",
-            "source acc",
-            "target acc",
-            "gap (S-T)",
-            "mean acc",
-            "seeds",
-        ],
-        rows,
+        ["method", "fold", "source domains", "target domains", "source acc", "target acc", "mean acc", "seeds"], rows
     )
+    out += [
+        "",
+        "Source and target are different datasets, so their difference is no measure of generalisation: compare "
+        "methods on the same datasets (paired differences below), and a target dataset with its in-domain accuracy "
+        "(per-dataset tables, where another fold trained on it).",
+    ]
     if results.get("across_folds"):
         out += ["", "### Across folds (each fold's target is a different domain)", ""]
         out += _table(
-            ["method", "folds", "source acc", "target acc", "gap (S-T)", "mean acc"],
+            ["method", "folds", "source acc", "target acc", "mean acc"],
             [
                 [
                     a["method"],
                     ", ".join(a["folds"]),
                     fmt_cell(a["source_accuracy"]),
                     fmt_cell(a["target_accuracy"]),
-                    f"{a['gap']:+.1f}" if a.get("gap") is not None else "–",
                     fmt_cell(a["mean_accuracy"]),
                 ]
                 for a in results["across_folds"]
             ],
         )
     return out
+
+
+def _paired(results: dict) -> list[str]:
+    pairs = results.get("paired") or []
+    if not pairs:
+        return []
+    rows = []
+    for p in pairs:
+        lo, hi = p["ci"] if p.get("ci") else (None, None)
+        verdict = "–" if lo is None else ("a better" if lo > 0 else "b better" if hi < 0 else "no difference shown")
+        ci = f"[{lo:+.1f}, {hi:+.1f}]" if lo is not None else "–"
+        rows.append(
+            [
+                f"{p['a']} − {p['b']}",
+                p["fold"],
+                p["role"],
+                f"{p['diff']:+.1f}",
+                ci,
+                verdict,
+                str(len(p["seeds"])),
+                str(p["n_items"]),
+            ]
+        )
+    return [
+        "",
+        "## Paired differences (a − b, accuracy points)",
+        "",
+        "Same test items and seeds for both methods; the 95% interval comes from the paired bootstrap (see the top). "
+        "An interval that contains 0 shows no difference at this sample size.",
+        "",
+        *_table(["a − b", "fold", "role", "diff", "95% CI", "reading", "seeds", "items/seed"], rows),
+    ]
+
+
+def _rates(results: dict) -> list[str]:
+    rows = []
+    for s in results["summary"]:
+        for k, info in s["datasets"].items():
+            if "arrow_rate" in info:
+                rows.append(
+                    [
+                        s["method"],
+                        s["fold"],
+                        k,
+                        info["role"],
+                        f"{info['arrow_rate']:.0f}",
+                        f"{info['truncated_rate']:.0f}",
+                        f"{info['format_rate']:.0f}",
+                    ]
+                )
+    if not rows:
+        return []
+    budgets = sorted({r["eval"].get("max_new_tokens") for r in results["runs"] if r["eval"].get("max_new_tokens")})
+    return [
+        "",
+        "## Output format",
+        "",
+        f"Percent of outputs with `-->`, cut at the generation budget ({', '.join(map(str, budgets)) or '–'} new tokens), "
+        "and with an answer of the right type extracted. A cut output is scored by the fallback rule (last candidate), "
+        "so a high truncation rate means the budget, not the student, decides part of the score.",
+        "",
+        *_table(["method", "fold", "dataset", "role", "--> %", "truncated %", "answer found %"], rows),
+    ]
 
 
 def _per_fold(results: dict) -> list[str]:
@@ -118,7 +178,9 @@ def _per_fold(results: dict) -> list[str]:
         )
         out += ["", "### Per dataset", ""]
         pub_cols = list(PUBLISHED_COLUMNS) if any(k in published for k in first["datasets"]) else []
-        header = ["dataset", "domain", "role", "n", *methods, *(PUBLISHED_COLUMNS[c] for c in pub_cols)]
+        in_domain = any(info.get("in_domain_accuracy") is not None for s in rows for info in s["datasets"].values())
+        ref_cols = [f"{m} in-domain" for m in methods] if in_domain else []
+        header = ["dataset", "domain", "role", "n", *methods, *ref_cols, *(PUBLISHED_COLUMNS[c] for c in pub_cols)]
         out += _table(
             header,
             [
@@ -128,6 +190,7 @@ def _per_fold(results: dict) -> list[str]:
                     info["role"],
                     str(info["n"]),
                     *(fmt_cell(s["datasets"].get(k)) for s in rows),
+                    *(_num(s["datasets"].get(k, {}).get("in_domain_accuracy")) for s in rows if in_domain),
                     *(f"{published[k][c]:.1f}" if k in published else "–" for c in pub_cols),
                 ]
                 for k, info in first["datasets"].items()
@@ -176,6 +239,41 @@ def _explain(results: dict) -> list[str]:
     ]
 
 
+def _explain_paired(results: dict) -> list[str]:
+    """Adversary vs no adversary on the same fold and seed: the control `prada explain` alone cannot give."""
+    by_key = {(r["method"], r["fold"], r["seed"]): r for r in results["runs"] if r.get("explain")}
+    rows = []
+    for a, b in (("prada", "ptune"), ("dann", "ft-cot")):
+        for (m, fold, seed), ra in by_key.items():
+            rb = by_key.get((b, fold, seed))
+            if m != a or rb is None:
+                continue
+            ea, eb = ra["explain"]["trained"], rb["explain"]["trained"]
+            rows.append(
+                [
+                    f"{a} vs {b}",
+                    fold,
+                    str(seed),
+                    _num2(ea.get("probe_accuracy")),
+                    _num2(eb.get("probe_accuracy")),
+                    _num2(ea.get("pad_mean")),
+                    _num2(eb.get("pad_mean")),
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "### With vs without the adversary (same fold and seed)",
+        "",
+        *_table(["pair", "fold", "seed", "probe (with)", "probe (without)", "PAD (with)", "PAD (without)"], rows),
+    ]
+
+
+def _num2(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def _runs(results: dict) -> list[str]:
     rows = []
     for r in results["runs"]:
@@ -192,7 +290,7 @@ def _runs(results: dict) -> list[str]:
                 str(steps),
                 str(c["train"]["batch_size"]),
                 str(c["train"]["lr"]),
-                str(c["adversary"]["lambda_max"]) if r["method"] in ("dann", "prada") else "–",
+                str(c["adversary"]["lambda_max"]) if method_spec(r["method"]).adversary else "–",
             ]
         )
     return [
@@ -200,6 +298,20 @@ def _runs(results: dict) -> list[str]:
         "## Runs",
         "",
         *_table(["folder", "method", "fold", "seed", "student", "backbone", "steps", "batch", "lr", "λ_max"], rows),
+        "",
+        *sorted(
+            {
+                f"- `{r['config']['student']}`: {r['config'].get('student_label', r['config']['student'])}"
+                for r in results["runs"]
+            }
+        ),
+        *sorted(
+            {
+                f"- `{r['method']}`: {r['config']['method_label']}"
+                for r in results["runs"]
+                if r["config"].get("method_label", r["method"]) != r["method"]
+            }
+        ),
     ]
 
 
@@ -212,16 +324,19 @@ def render_report(results: dict) -> str:
         f"Protocol: **{results['protocol']}**; methods: {', '.join(results['methods'])}; folds: {', '.join(results['folds'])}; "
         f"seeds: {', '.join(map(str, results['seeds']))}.",
         "",
-        f"Accuracy in percent, as `mean [{ci['level']:.0%} CI]`. A domain (and source/target/mean) is the macro mean of its "
-        f"datasets. CIs are percentile bootstraps ({ci['n_boot']} resamples) over test items, resampled within each dataset "
-        "(and each seed when there are several, where `sd` is the standard deviation across seeds). See docs/protocol.md.",
+        f"Accuracy in percent, as `mean [{ci['level']:.0%} CI]`; `sd`: standard deviation across seeds. A domain (and "
+        f"source/target/mean) is the macro mean of its datasets. Intervals ({ci['n_boot']} resamples): {ci['method']}. "
+        "See docs/protocol.md.",
         "",
     ]
     lines += _source_target(results)
+    lines += _paired(results)
     plots = results.get("plots") or []
     if plots:
         lines += ["", "## Plots", "", *(f"![{p}]({p})" for p in plots)]
     lines += _per_fold(results)
+    lines += _rates(results)
     lines += _explain(results)
+    lines += _explain_paired(results)
     lines += _runs(results)
     return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 - accuracy_by_domain.png: grouped bars, one group per domain, one bar per method, 95% CI error bars
 - accuracy_by_dataset.png: the same per dataset
-- source_target_gap.png: source vs target accuracy per method and the gap between them
+- source_target_gap.png: source vs target accuracy per method, and the paired method differences with 95% CIs
 - training_curves.png: lm_loss, domain_loss, lambda and domain_acc of every trained run
 """
 
@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from prada.io import read_jsonl_tolerant  # noqa: E402
+from prada.run_dir import TRAIN_LOG
 
 CURVES = ("lm_loss", "domain_loss", "lambda", "domain_acc")
 
@@ -71,25 +72,36 @@ def plot_accuracy(results: dict, path: Path, level: str) -> Path:
 
 
 def plot_source_target_gap(results: dict, path: Path) -> Path | None:
-    """Left: source vs target accuracy per method and fold; right: the gap (source - target). None without targets."""
+    """Left: source vs target accuracy per method and fold; right: paired differences with 95% CIs. None without targets."""
     rows = [s for s in results["summary"] if s.get("target_accuracy")]
     if not rows:
         return None
     labels = [f"{s['method']}\n{s['fold']}" if len(results["folds"]) > 1 else s["method"] for s in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(rows) + 5), 4.2))
+    pairs = [p for p in results.get("paired") or [] if p.get("ci")]
+    fig, axes = plt.subplots(
+        1, 2 if pairs else 1, figsize=(max(8.0, 1.6 * len(rows) + 5), max(4.2, 0.35 * len(pairs) + 1.5))
+    )
+    left = axes[0] if pairs else axes
     _grouped_bars(
         left, labels, {"source": [s["source_accuracy"] for s in rows], "target": [s["target_accuracy"] for s in rows]}
     )
     left.legend(fontsize=8)
-    left.set_title("source vs target accuracy")
-    gaps = [s["gap"] or 0.0 for s in rows]
-    right.bar(range(len(rows)), gaps, color=["tab:red" if g > 0 else "tab:green" for g in gaps])
-    right.axhline(0, color="black", lw=0.8)
-    right.set_xticks(range(len(rows)))
-    right.set_xticklabels(labels, rotation=20, ha="right")
-    right.set_ylabel("source - target (points)")
-    right.set_title("generalisation gap (lower is better)")
-    right.grid(axis="y", alpha=0.3)
+    left.set_title("source vs target accuracy (different datasets)")
+    if pairs:
+        right = axes[1]
+        colour = {"source": "tab:blue", "target": "tab:orange"}
+        for y, p in enumerate(pairs):
+            lo, hi = p["ci"]
+            right.errorbar(
+                p["diff"], y, xerr=[[p["diff"] - lo], [hi - p["diff"]]], fmt="o", color=colour[p["role"]], capsize=3
+            )
+        right.axvline(0, color="black", lw=0.8)
+        right.set_yticks(range(len(pairs)))
+        right.set_yticklabels([f"{p['a']} − {p['b']} ({p['role']}, {p['fold']})" for p in pairs], fontsize=7)
+        right.invert_yaxis()
+        right.set_xlabel("accuracy difference (points), paired 95% CI")
+        right.set_title("paired differences (same items and seeds)")
+        right.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{results['name']}: source vs target")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -99,7 +111,7 @@ def plot_source_target_gap(results: dict, path: Path) -> Path | None:
 
 def plot_training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
     """2x2 panels (lm_loss, domain_loss, lambda, domain_acc) vs step, one line per run with a train_log.jsonl."""
-    logs = {name: read_jsonl_tolerant(d / "train_log.jsonl") for name, d in run_dirs.items()}
+    logs = {name: read_jsonl_tolerant(d / TRAIN_LOG) for name, d in run_dirs.items()}
     logs = {k: v for k, v in logs.items() if v}
     if not logs:
         return None

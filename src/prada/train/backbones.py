@@ -15,14 +15,9 @@ import tempfile
 from pathlib import Path
 
 from prada.errors import PradaError
-from prada.io import folder_lock
+from prada.io import cache_root, folder_lock
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data."""
-    return Path(os.environ.get("PRADA_CACHE", Path.home() / ".cache" / "prada"))
 
 
 MODEL_LABELS = {

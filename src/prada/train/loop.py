@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import shutil
+import os
 import signal
 import sys
 import threading
@@ -15,40 +17,30 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from prada.config import RunConfig, load_config, save_config
+from prada.config import RunConfig, config_to_dict, save_config
 from prada.distill.collate import Batch, GroupedBatches, TrainItem, build_question_items, build_train_items, collate
 from prada.distill.dataset import DistillationSet, load_distillation_set
 from prada.errors import PradaError
-from prada.io import atomic_write_json
+from prada.io import atomic_write_json, folder_lock
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
-from prada.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from prada.train.log import TrainLog
+from prada.progress import hidden
+from prada.run_dir import (  # the run folder's names and checks; re-exported for older imports
+    CONFIG,
+    DONE,
+    TRAIN_LOG,
+    TRUST_REMOTE_CODE_ENV,  # noqa: F401
+    bf16_supported,  # noqa: F401
+    finished_run_config,  # noqa: F401
+    make_accelerator,
+    saved_run_config,
+)
+from prada.train.checkpoint import find_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
+from prada.train.diagnostics import build_heldout, heldout_figures
+from prada.train.log import Trackers, TrainLog, start_banner
 from prada.train.student import StepShare, Student, build_student, save_student
 
-DONE = "train_done.json"
 TARGET_SEED_OFFSET = 500_009  # target questions get their own batch order, not the source's
-
-
-def make_accelerator(precision: str):
-    """accelerate handles devices and processes; bf16 autocast where the hardware has it (AMX/avx512-bf16, GPUs)."""
-    from accelerate import Accelerator
-
-    if precision == "auto":
-        precision = "bf16" if bf16_supported() else "fp32"
-    # cpu=True without a GPU: under `accelerate launch --multi_gpu` / torchrun (LOCAL_RANK set) the
-    # processes then join a gloo group; otherwise each would silently train alone at world size 1.
-    return Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
-
-
-def bf16_supported() -> bool:
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def target_batch_size(cfg: RunConfig) -> int:
@@ -56,48 +48,43 @@ def target_batch_size(cfg: RunConfig) -> int:
     return cfg.adversary.target_batch_size or cfg.train.batch_size
 
 
-def finished_run_config(run_dir: Path) -> RunConfig:
-    """The saved config of a run whose training finished; clear errors for anything else (eval/explain use it)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise PradaError(f"--run {run_dir}: not a run folder (no config.yaml); train one with `prada train`")
-    if not (run_dir / DONE).exists():
-        raise PradaError(
-            f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`"
-        )
-    return load_config(run_dir / "config.yaml")
-
-
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the step in flight finished and a checkpoint was written."""
+    """Ctrl-C (or SIGTERM/SIGHUP) during training, after the step in flight finished and a checkpoint was written."""
 
-    def __init__(self, run_dir: Path, step: int):
+    def __init__(self, run_dir: Path, step: int, signum: int = signal.SIGINT):
         super().__init__(f"stopped after step {step} of {run_dir}, checkpoint written")
-        self.run_dir, self.step = run_dir, step
+        self.run_dir, self.step, self.signum = run_dir, step, signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, and what Slurm, Kubernetes, `docker stop`, `timeout` and a closed terminal send."""
 
 
 @contextmanager
 def finish_step_on_interrupt(enabled: bool):
-    """The first Ctrl-C sets a flag the loop reads after each step; a second one interrupts at once.
+    """The first Ctrl-C, SIGTERM or SIGHUP sets a flag the loop reads after each step; a second one stops at once.
 
     Off with several processes: a rank that stops a step before the others would leave them waiting
     in the gradient all-reduce.
     """
-    flag = {"requested": False}
+    flag = {"requested": False, "signum": signal.SIGINT}
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def request(signum, frame):
-        flag["requested"] = True
-        signal.signal(signal.SIGINT, previous)
-        print("\nprada: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr)
+        flag["requested"], flag["signum"] = True, signum
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\nprada: {name}: finishing this step and writing a checkpoint (again to stop at once)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, request)
+    previous = {sig: signal.signal(sig, request) for sig in STOP_SIGNALS}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def train(
@@ -107,9 +94,28 @@ def train(
 
     prepare (folder, accelerator, data, student) -> build_batches -> build_optimizer (and resume) ->
     fit (the step loop alone) -> finish (final weights, train_done.json). The same for every method.
+    The run folder is locked meanwhile: a second `prada train` or `prada run` on it is one clear error.
     """
     cfg, out_dir = resolve_run(cfg, out_dir, resume)
+    with run_folder_lock(out_dir, f"prada train --resume {out_dir}"):
+        return _train_locked(cfg, out_dir, progress)
+
+
+def run_folder_lock(out_dir: Path, command: str):
+    """The run folder's lock; taken by the main process only (the other ranks of a launch share the folder)."""
+    if any(os.environ.get(k, "0") != "0" for k in ("RANK", "LOCAL_RANK")):
+        return nullcontext()
+    return folder_lock(out_dir, command)
+
+
+def _train_locked(cfg: RunConfig, out_dir: Path, progress: bool) -> Path:
     if (out_dir / DONE).exists():
+        remove_checkpoints(out_dir)  # a kill between train_done.json and their removal leaves them
+        return out_dir
+    if not method_spec(cfg.method).model:  # prior: no student at all; the run is its config
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / CONFIG)
+        atomic_write_json(out_dir / DONE, {"steps": 0})
         return out_dir
     run = prepare(cfg, out_dir)
     if not method_spec(cfg.method).train:  # zero-shot: nothing to train, the run is the untouched student
@@ -145,11 +151,11 @@ def resolve_run(cfg: RunConfig | None, out_dir: Path | None, resume: Path | None
     """The config and folder of a new run, or of the interrupted run `resume` (its saved config)."""
     if resume is not None:
         out_dir = Path(resume)
-        if not (out_dir / "config.yaml").exists():
+        if not (out_dir / CONFIG).exists():
             raise PradaError(
                 f"--resume {out_dir}: no config.yaml there; start the run with --config ... --out {out_dir}"
             )
-        cfg = load_config(out_dir / "config.yaml")
+        cfg = saved_run_config(out_dir)
     assert cfg is not None and out_dir is not None
     out_dir = Path(out_dir)
     if resume is None and not (out_dir / DONE).exists() and find_checkpoint(out_dir) is not None:
@@ -166,7 +172,7 @@ def prepare(cfg: RunConfig, out_dir: Path) -> Run:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if accelerator.is_main_process:
-        save_config(cfg, out_dir / "config.yaml")
+        save_config(cfg, out_dir / CONFIG)
     data = load_distillation_set(cfg.data, cfg.seed)
     student, tokenizer = build_student(cfg, num_domains=len(data.domains))
     return Run(cfg, out_dir, accelerator, data, student, tokenizer)
@@ -223,10 +229,18 @@ def build_batches(run: Run) -> StepBatches:
         cfg.student.max_length,
         cfg.data.only_correct,
         cfg.data.max_rationales_per_question,
+        with_rationale=method_spec(cfg.method).rationale,
     )
+    if not any(item.prompt_ids and item.target_ids for item in items):  # a label needs a token before it
+        raise PradaError(
+            f"student.max_length={cfg.student.max_length} leaves no target token to train on "
+            f"({len(items)} training items); raise student.max_length"
+        )
     targets = build_question_items(data.target_questions, tokenizer, data.domains, cfg.student.max_length)
     world, rank = run.accelerator.num_processes, run.accelerator.process_index
-    source = GroupedBatches(items, cfg.train.batch_size * world, cfg.seed, drop_last=world > 1)
+    source = GroupedBatches(
+        items, cfg.train.batch_size * world, cfg.seed, drop_last=world > 1, mix_domains=cfg.train.mix_domains
+    )
     total = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * source.per_epoch / cfg.train.grad_accum))
     # unlabelled target questions: length-grouped too (random questions padded to the longest of a
     # batch were ~40% padding on ftcot12), every question once per target epoch, its own order
@@ -274,11 +288,29 @@ def fit(
     """Steps start..total: batch -> losses -> backward -> clip -> step -> log -> checkpoint."""
     cfg, accelerator, out_dir, total = run.cfg, run.accelerator, run.out_dir, batches.total
     grad_accum, world, device = batches.grad_accum, batches.world, accelerator.device
-    log = TrainLog(out_dir / "train_log.jsonl")
+    if not 0 <= start < total:
+        raise PradaError(
+            f"{find_checkpoint(out_dir)}: checkpoint step {start} is outside this run's {total} steps; "
+            "delete the checkpoint folder to restart the run"
+        )
+    trackers = None
+    if cfg.train.log_with and accelerator.is_main_process:  # accelerate's trackers, main process only
+        trackers = Trackers(cfg.train.log_with, out_dir.name, out_dir / "tracking", config_to_dict(cfg))
+    log = TrainLog(out_dir / TRAIN_LOG, trackers)
     log.truncate_after(start)  # also drops the lines of a run killed before its first checkpoint
+    held = None
+    if cfg.train.eval_every and accelerator.is_main_process:  # main process only: no collective op inside
+        held = build_heldout(cfg, run.data, run.tokenizer)
     model.train()
+    if accelerator.is_main_process and not hidden(progress):
+        precision = "bf16" if accelerator.mixed_precision == "bf16" else "fp32"
+        n_items, n_targets = len(batches.items), len(batches.targets) if batches.with_target else 0
+        print(start_banner(cfg, world, device, precision, total, n_items, n_targets), file=sys.stderr)
     bar = tqdm(
-        total=total, initial=start, desc=f"train {cfg.method}", disable=not (progress and accelerator.is_main_process)
+        total=total,
+        initial=start,
+        desc=f"train {cfg.method}",
+        disable=hidden(progress) or not accelerator.is_main_process,
     )
     t_last, tokens = time.perf_counter(), 0
     last_save = time.monotonic()  # a checkpoint is due save_every_minutes after this (or after the last one)
@@ -308,22 +340,33 @@ def fit(
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v.detach().float() / grad_accum
             # --- clip, step
-            if cfg.train.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+            # (max_grad_norm 0: measured, not clipped; a DeepSpeed engine clips itself and returns None)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm or math.inf)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             # --- log, checkpoint
             done = step + 1
-            if done % cfg.train.log_every == 0 or done == total:
+            heldout = {}
+            if held is not None and (done % cfg.train.eval_every == 0 or done == total):
+                heldout = heldout_figures(accelerator.unwrap_model(model), held, device, cfg.seed)
+            if done % cfg.train.log_every == 0 or done == total or heldout:
                 # mean over ranks (every rank reaches this line), so the log shows the global batch, not rank 0's share
                 means = {k: float(accelerator.reduce(v, "mean")) for k, v in sums.items()}
+                bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+                if bad:  # nothing to resume from: NaN weights would only train on as NaN
+                    raise PradaError(
+                        f"step {done}: {', '.join(f'{k} = {v}' for k, v in bad.items())}: training diverged "
+                        f"(train.lr={cfg.train.lr:g}); lower train.lr and start the run again in a new --out"
+                    )
                 now = time.perf_counter()
                 row = {
                     "step": done,
                     "lambda": lam if batches.with_target else 0.0,
                     "lr": optimizer.param_groups[0]["lr"],
                     "tokens_per_s": tokens / max(now - t_last, 1e-9),
+                    "grad_norm": None if grad_norm is None else float(grad_norm),
                     **means,
+                    **heldout,
                 }
                 t_last, tokens = now, 0
                 if accelerator.is_main_process:
@@ -345,8 +388,10 @@ def fit(
             bar.update(1)
             if interrupt["requested"] and done < total:
                 bar.close()
-                raise TrainingInterrupted(out_dir, done)
+                log.close()
+                raise TrainingInterrupted(out_dir, done, interrupt["signum"])
     bar.close()
+    log.close()
 
 
 # --- finish: the final weights and train_done.json --------------------------------------------------------
@@ -358,6 +403,18 @@ def finish(run: Run, model: torch.nn.Module, done: dict) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_student(accelerator.unwrap_model(model), run.tokenizer, run.cfg, run.out_dir)
-        atomic_write_json(run.out_dir / DONE, done)
-        shutil.rmtree(run.out_dir / "checkpoint", ignore_errors=True)  # the final weights supersede it
+        atomic_write_json(run.out_dir / DONE, {**done, "data": data_fingerprint(run.data)})
+        remove_checkpoints(run.out_dir)  # the final weights supersede them
     accelerator.wait_for_everyone()
+
+
+def data_fingerprint(data: DistillationSet) -> str:
+    """sha256 of every example a run trains and is tested on: `prada run` refuses a finished run whose data changed."""
+    h = hashlib.sha256()
+    parts = [("source", data.source_train), ("target", data.target_questions)]
+    parts += [(f"test/{k}", v) for k, v in sorted(data.test_sets.items())]
+    for name, examples in parts:
+        h.update(name.encode())
+        for ex in examples:
+            h.update(json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()

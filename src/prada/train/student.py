@@ -19,7 +19,7 @@ from torch import nn
 from prada.config import RunConfig, switch_on
 from prada.distill.collate import Batch
 from prada.errors import PradaError
-from prada.hf_compat import cache_keyword, cache_layers, new_cache, output_cache
+from prada.hf_compat import cache_keyword, cache_layers, new_cache
 from prada.io import normal_permissions
 from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
@@ -130,8 +130,10 @@ class Student(nn.Module):
         if self.prompt is None:
             return None
         virtual = self.prompt(1).to(self.lm.get_input_embeddings().weight.dtype)
-        out = self.lm(inputs_embeds=virtual, use_cache=True, logits_to_keep=1)
-        return cache_layers(output_cache(out))
+        # a cache of our own, filled in place: some releases' models make none in training mode (Gemma-2, 4.57)
+        cache = new_cache(self.lm.config)
+        self.lm(inputs_embeds=virtual, use_cache=True, logits_to_keep=1, **{cache_keyword(self.lm): cache})
+        return cache_layers(cache)
 
     def _lm_inputs(self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None) -> tuple[dict, int]:
         """Keyword arguments of the LM call for `batch`, and how many leading (virtual) positions its states carry.
@@ -348,7 +350,38 @@ def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> 
 
 
 def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
-    """Rebuild a trained student for evaluation from a run folder (no adversary needed)."""
+    """Rebuild a trained student for evaluation from a run folder (no adversary needed).
+
+    Damaged weight files are one PradaError naming the first file whose safetensors header is broken.
+    """
+    from safetensors import SafetensorError
+
+    try:
+        return _load_student(Path(run_dir), cfg)
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as e:
+        broken = next((str(p) for p in _weight_files(Path(run_dir)) if not _readable(p)), str(run_dir))
+        raise PradaError(
+            f"{broken}: cannot read the trained weights ({type(e).__name__}); the run folder is damaged: "
+            f"delete {run_dir} and train it again"
+        ) from None
+
+
+def _weight_files(run_dir: Path) -> list[Path]:
+    return sorted(p for sub in ("model", "lora", "prompt") for p in (run_dir / sub).glob("*.safetensors"))
+
+
+def _readable(path: Path) -> bool:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:  # parses the header and checks it covers the file
+            f.keys()
+        return True
+    except (SafetensorError, OSError):
+        return False
+
+
+def _load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
     base = resolve_model(cfg.student.model)
     weights = run_dir / "model" if (run_dir / "model" / "config.json").exists() else Path(base)
     lm = load_causal_lm(str(weights), cfg.student.trust_remote_code)
