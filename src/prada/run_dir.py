@@ -1,0 +1,96 @@
+"""The run folder: its file names, whether a run finished, and the device and precision a run uses.
+
+Every stage that reads or writes RUN_DIR spells its files through these names (SPEC "Files"):
+train writes CONFIG, TRAIN_LOG, the weights and DONE; eval writes EVAL and PREDICTIONS; explain
+writes EXPLAIN/. Evaluation, explain, export and the report import this module, not the loop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from prada.config import RunConfig, load_config
+from prada.errors import PradaError
+
+CONFIG = "config.yaml"  # the resolved config, written before step 0
+TRAIN_LOG = "train_log.jsonl"
+DONE = "train_done.json"  # written last by train: the run finished
+EVAL = "eval.json"
+PREDICTIONS = "predictions.jsonl"  # beside eval.json
+EXPLAIN = "explain"  # folder: explain.json and plots
+
+TRUST_REMOTE_CODE_ENV = "PRADA_TRUST_REMOTE_CODE"
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether training of the run in `run_dir` finished (its DONE file exists)."""
+    return (Path(run_dir) / DONE).exists()
+
+
+def finished_run_config(run_dir: Path) -> RunConfig:
+    """The saved config of a run whose training finished; clear errors for anything else (eval/explain use it)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).exists():
+        raise PradaError(f"--run {run_dir}: not a run folder (no {CONFIG}); train one with `prada train`")
+    if not is_finished(run_dir):
+        raise PradaError(
+            f"--run {run_dir}: training has not finished; continue it with `prada train --resume {run_dir}`"
+        )
+    return saved_run_config(run_dir)
+
+
+def saved_run_config(run_dir: Path) -> RunConfig:
+    """A run folder's config.yaml, which may come from someone else: its `student.trust_remote_code: true`
+    counts only with the user's own PRADA_TRUST_REMOTE_CODE=1 (the model repo's code would run)."""
+    cfg = load_config(Path(run_dir) / CONFIG)
+    if cfg.student.trust_remote_code and os.environ.get(TRUST_REMOTE_CODE_ENV) != "1":
+        raise PradaError(
+            f"{Path(run_dir) / CONFIG} sets student.trust_remote_code: true, which runs code from the model "
+            f"repository {cfg.student.model!r}; if you trust it, rerun with {TRUST_REMOTE_CODE_ENV}=1"
+        )
+    return cfg
+
+
+# --- device and precision -------------------------------------------------------------------------------
+
+
+def bf16_supported() -> bool:
+    """Whether this machine has bf16 kernels: a GPU that says so, or a CPU with AMX / avx512-bf16."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """train.precision as bf16 or fp32 (auto: bf16 where the hardware has it)."""
+    if precision == "auto":
+        return "bf16" if bf16_supported() else "fp32"
+    return precision
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a precision setting (None: plain fp32)."""
+    return torch.bfloat16 if resolve_precision(precision) == "bf16" else None
+
+
+def default_device() -> torch.device:
+    """The device a run trains and evaluates on: the GPU where torch sees one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_accelerator(precision: str):
+    """accelerate handles devices and processes; bf16 autocast where the hardware has it (AMX/avx512-bf16, GPUs)."""
+    from accelerate import Accelerator
+
+    # cpu=True without a GPU: under `accelerate launch --multi_gpu` / torchrun (LOCAL_RANK set) the
+    # processes then join a gloo group; otherwise each would silently train alone at world size 1.
+    return Accelerator(
+        mixed_precision="bf16" if resolve_precision(precision) == "bf16" else "no", cpu=not torch.cuda.is_available()
+    )
