@@ -118,7 +118,11 @@ def _add_data_build(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)"
     )
-    p.add_argument("--cache-dir", default=None, help="download cache (default ~/.cache/prada/downloads)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="download cache (default $PRADA_CACHE/downloads, else ~/.cache/prada/downloads)",
+    )
     p.add_argument("--out", required=True, help="data folder to write (DATA_DIR/<dataset>/{train,test}.jsonl)")
 
 

@@ -21,6 +21,7 @@ from prada.distill.format import ANSWER_SEPARATOR, format_input
 from prada.errors import PradaError
 from prada.io import atomic_write_json, atomic_write_text, normal_permissions
 from prada.methods.registry import method_spec
+from prada.run_dir import EVAL
 from prada.train.backbones import save_tokenizer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -30,7 +31,7 @@ BASE_OF_ADAPTER = ".."  # prompt/ sits inside the model folder it belongs to
 
 def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
     """Write the shippable folder `out` for the finished run `run_dir` (atomically: built aside, then renamed)."""
-    from prada.train.loop import finished_run_config
+    from prada.run_dir import finished_run_config
     from prada.train.student import load_student
 
     run_dir, out = Path(run_dir), Path(out)
@@ -199,7 +200,7 @@ def _teachers(cfg) -> str:
 
 
 def _eval_table(run_dir: Path) -> str:
-    path = run_dir / "eval.json"
+    path = run_dir / EVAL
     if not path.exists():
         return f"Not evaluated yet (`prada eval --run {run_dir}` writes eval.json; export again after it)."
     result = json.loads(path.read_text(encoding="utf-8"))

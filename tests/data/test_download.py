@@ -136,3 +136,10 @@ def test_custom_jsonl_bad_line_names_file_line_and_field(tmp_path):
         read_examples(f)
     assert (err.value.path, err.value.line, err.value.field) == (str(f), 2, "answer")
     assert str(err.value).startswith(f"{f}:2: field 'answer'")
+
+
+def test_downloads_default_to_the_prada_cache(monkeypatch, tmp_path):
+    from prada.data.download import default_cache_dir
+
+    monkeypatch.setenv("PRADA_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c" / "downloads"

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from prada.errors import ChecksumError, DataError, PradaError
+from prada.io import atomic_file, cache_root
+from prada.progress import hidden
 
-DEFAULT_CACHE_DIR = Path("~/.cache/prada/downloads").expanduser()
 TIMEOUT_S = 60.0
 _CHUNK = 1 << 16
 
@@ -60,60 +60,55 @@ def fetch(url_or_path: str, sha256: str | None, cache_dir: Path | None, progress
                 raise ChecksumError(f"{path}: sha256 mismatch: expected {sha256}, got {got}")
         return path
 
-    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache_path(url_or_path, sha256, cache_dir)
     if target.is_file():
         if sha256 is None or sha256_file(target) == sha256:
             return target
         target.unlink()  # a cached copy that no longer verifies: fetch it again
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
-    try:
-        got = _download(url_or_path, fd, target.name, progress)
+    with atomic_file(target, suffix=".part") as out:  # renamed into the cache only if the hash matches
+        got = _download(url_or_path, out, target.name, progress)
         if sha256 is not None and got != sha256:
             raise ChecksumError(
                 f"sha256 mismatch for {url_or_path}: expected {sha256}, got {got} "
                 "(the file changed upstream or the download was corrupted; nothing was cached)"
             )
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return target
 
 
-def _download(url: str, fd: int, label: str, progress: bool) -> str:
-    """Stream `url` into the open file `fd` (closed here); return the sha256 of what was written."""
+def default_cache_dir() -> Path:
+    """Downloads live under the prada cache root (`$PRADA_CACHE`, else ~/.cache/prada)."""
+    return cache_root() / "downloads"
+
+
+def _download(url: str, out, label: str, progress: bool) -> str:
+    """Stream `url` into the open binary file `out`; return the sha256 of what was written."""
     from tqdm.auto import tqdm
 
     h = hashlib.sha256()
-    with os.fdopen(fd, "wb") as out:
-        try:
-            resp = urllib.request.urlopen(url, timeout=TIMEOUT_S)  # noqa: S310 - scheme checked by is_url
-        except (urllib.error.URLError, OSError) as e:
-            raise PradaError(f"download failed: {url}: {e}") from None
-        with resp:
-            total = resp.headers.get("Content-Length")
-            bar = tqdm(
-                total=int(total) if total and total.isdigit() else None,
-                unit="B",
-                unit_scale=True,
-                desc=f"download {label}",
-                disable=not progress,
-                leave=False,
-            )
-            with bar:
-                while True:
-                    try:
-                        chunk = resp.read(_CHUNK)
-                    except OSError as e:
-                        raise PradaError(f"download failed: {url}: {e}") from None
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        resp = urllib.request.urlopen(url, timeout=TIMEOUT_S)  # noqa: S310 - scheme checked by is_url
+    except (urllib.error.URLError, OSError) as e:
+        raise PradaError(f"download failed: {url}: {e}") from None
+    with resp:
+        total = resp.headers.get("Content-Length")
+        bar = tqdm(
+            total=int(total) if total and total.isdigit() else None,
+            unit="B",
+            unit_scale=True,
+            desc=f"download {label}",
+            disable=hidden(progress),
+            leave=False,
+        )
+        with bar:
+            while True:
+                try:
+                    chunk = resp.read(_CHUNK)
+                except OSError as e:
+                    raise PradaError(f"download failed: {url}: {e}") from None
+                if not chunk:
+                    break
+                out.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
     return h.hexdigest()

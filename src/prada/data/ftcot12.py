@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from prada.answers import canonical_number, extract_teacher_answer, is_correct
 from prada.data.dedup import NEAR_DUPLICATE_JACCARD, find_overlaps
 from prada.data.download import fetch, is_url
 from prada.data.registry import FTCOT12
 from prada.data.schema import Example, Rationale, write_examples
 from prada.errors import DataError
-from prada.evaluation.extract import canonical_number, extract_teacher_answer, is_correct
 from prada.io import atomic_write_json
+from prada.progress import hidden
 
 log = logging.getLogger(__name__)
 
@@ -465,7 +466,8 @@ def build_ftcot12(
     # every dataset is read, even for a partial build: a test split is deduplicated against all 12
     # train splits, so a dataset's test set is the same whichever others are built beside it
     built = {
-        key: build_dataset(key, resolve) for key in tqdm(SOURCES, desc="ftcot12", unit="dataset", disable=not progress)
+        key: build_dataset(key, resolve)
+        for key in tqdm(SOURCES, desc="ftcot12", unit="dataset", disable=hidden(progress))
     }
     all_train = [ex for train, _, _ in built.values() for ex in train]
     summary: dict = {"datasets": {}, "dedup": DEDUP_RULE}

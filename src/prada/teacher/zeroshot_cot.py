@@ -16,6 +16,7 @@ from pathlib import Path
 from prada.data.schema import Example, Rationale, read_examples, write_examples
 from prada.errors import DataError
 from prada.io import atomic_write_json
+from prada.progress import hidden
 from prada.teacher.cache import TeacherCache, cache_path, sample_key
 from prada.teacher.client import TeacherError, make_client
 
@@ -64,7 +65,7 @@ def _ask(
     client, units: list[_Unit], temperature: float, max_rationale_tokens: int, max_answer_tokens: int
 ) -> list[dict]:
     """Both stages for a group of units; returns one cache record per unit."""
-    from prada.evaluation.extract import extract_teacher_answer
+    from prada.answers import extract_teacher_answer
 
     rationales = client.complete(
         [stage1_prompt(u.example.question) for u in units], max_rationale_tokens, temperature, STOP
@@ -154,7 +155,7 @@ def teach(
 
     Returns {"items", "samples_done", "from_cache", "failed", "correct", "written", "failed_ids"}.
     """
-    from prada.evaluation.extract import is_correct
+    from prada.answers import is_correct
 
     data_dir = Path(data_dir)
     if samples < 1:
@@ -237,7 +238,7 @@ def _run_units(
     abort_after = max(10, 4 * workers)
     failed: list[_Unit] = []
     streak = 0
-    bar = tqdm(total=len(units), desc=f"teach {client.name}", unit="sample", disable=not progress)
+    bar = tqdm(total=len(units), desc=f"teach {client.name}", unit="sample", disable=hidden(progress))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher")
     ok = False
     try:
