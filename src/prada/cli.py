@@ -44,6 +44,14 @@ def _train(a: argparse.Namespace) -> None:
     from prada.train.loop import train
 
     if a.resume:
+        if a.overrides or a.config or a.out:  # the run continues exactly as configured: nothing may change it
+            given = " ".join(
+                [*(["--config", a.config] if a.config else []), *(["--out", a.out] if a.out else []), *a.overrides]
+            )
+            raise PradaError(
+                f"prada train --resume {a.resume}: {given} would be ignored; a resumed run keeps its saved config.yaml. "
+                "To train with other settings, start a new run with --config ... --out NEW_DIR"
+            )
         run_dir = train(resume=Path(a.resume))
     else:
         if not a.out:
@@ -211,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
             target = groups[parts[0]]
         p = target.add_parser(parts[-1], help=help_text, description=help_text)
         add_args(p)
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or banner (same as TQDM_DISABLE=1)")
         p.set_defaults(handler=handler)
     return parser
 
@@ -227,6 +236,10 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    if args.quiet:
+        import os
+
+        os.environ["TQDM_DISABLE"] = "1"  # read by every prada bar (prada.progress) and by tqdm itself
     try:
         if args.command in ("train", "run"):  # the allocator is the process's, so the command sets it, once
             from prada.train.host_memory import configure_host_memory
@@ -257,4 +270,4 @@ def main(argv: list[str] | None = None) -> None:
             )
         else:
             print(f"prada: interrupted{done}; rerun the same command to continue", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import datetime as dt
+import json
 import random
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,7 @@ from prada.data.registry import DatasetInfo
 from prada.data.schema import Example, Rationale, write_examples
 from prada.errors import ConfigError
 from prada.io import atomic_write_json
+from prada.progress import hidden
 
 TEACHER = "synth/rule"
 
@@ -514,6 +516,22 @@ def generate(dataset: str, n: int, seed: int, difficulty: int) -> list[Example]:
     return out
 
 
+def _refuse_foreign_summary(path: Path) -> None:
+    """`data synth --out` rewrites its own summary.json only, never a user's file of that name."""
+    if not path.exists():
+        return
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        ours = isinstance(found, dict) and isinstance(found.get("synth"), dict)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise ConfigError(
+            f"{path}: exists and was not written by `prada data synth`; nothing was written. "
+            f"Give another --out (or move that file away)"
+        )
+
+
 def build_synth(
     out_dir: Path,
     seed: int = 0,
@@ -536,8 +554,9 @@ def build_synth(
     if n_train < 0 or n_test < 0:
         raise ConfigError(f"n_train and n_test must be >= 0, got {n_train} and {n_test}")
     out_dir = Path(out_dir)
+    _refuse_foreign_summary(out_dir / "summary.json")
     summary: dict = {"datasets": {}}
-    for key in tqdm(keys, desc="synth datasets", unit="dataset", disable=not progress):
+    for key in tqdm(keys, desc="synth datasets", unit="dataset", disable=hidden(progress)):
         pool = generate(key, n_train + n_test, seed, difficulty)
         # late draws of a nearly exhausted family are skewed: shuffle so train and test are exchangeable
         random.Random(f"prada-synth-split/{key}/{seed}/{difficulty}").shuffle(pool)
