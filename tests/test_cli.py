@@ -84,3 +84,12 @@ def test_config_show_lists_every_key_with_default_and_docstring(capsys):
     assert "method = ft-cot" in out and "train.backbone = ''  (method ft-cot: full)" in out
     assert "prompt.num_virtual_tokens = 20  (unused by method ft-cot)" in out
     assert "train.lr = 5e-05" in out and "    Backbone learning rate." in out
+
+
+@pytest.mark.parametrize("extra", [["train.lr=0.1"], ["--config", "configs/tiny.yaml"], ["--out", "elsewhere"]])
+def test_resume_with_overrides_is_an_error_not_ignored(extra, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(tmp_path / "run"), *extra])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "would be ignored" in err and extra[-1] in err
+    assert not (tmp_path / "run").exists()

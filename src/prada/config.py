@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from prada.data.registry import DOMAINS, name_problem
+from prada.data.registry import name_problem
 from prada.errors import ConfigError
 from prada.methods.registry import METHODS, method_spec
 
@@ -474,10 +474,6 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
     from prada.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-
-
-def domains_known() -> tuple[str, ...]:
-    return DOMAINS
 
 
 def field_docs(cls: type) -> dict[str, str]:

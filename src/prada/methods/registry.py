@@ -69,6 +69,13 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
 )
 
 
+def adversary_pairs() -> list[tuple[str, str]]:
+    """COMPARISONS (a, b) where a is b plus the adversary and nothing else (prada vs ptune, dann vs ft-cot)."""
+    from dataclasses import replace
+
+    return [(a, b) for a, b in COMPARISONS if METHODS[a] == replace(METHODS[b], adversary=True) != METHODS[b]]
+
+
 def comparisons(methods: list[str]) -> list[tuple[str, str]]:
     """The COMPARISONS whose two methods both ran, in report order."""
     return [(a, b) for a, b in COMPARISONS if a in methods and b in methods]

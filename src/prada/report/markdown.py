@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prada.methods.registry import method_spec
+from prada.methods.registry import adversary_pairs, method_spec
 
 # Published Fine-tune-CoT accuracies (%), Ho, Schmid and Yun, "Large Language Models Are Reasoning
 # Teachers", ACL 2023 (arXiv 2212.10071): same 12 datasets and the same text-davinci-002 Zero-shot-CoT
@@ -243,7 +243,7 @@ def _explain_paired(results: dict) -> list[str]:
     """Adversary vs no adversary on the same fold and seed: the control `prada explain` alone cannot give."""
     by_key = {(r["method"], r["fold"], r["seed"]): r for r in results["runs"] if r.get("explain")}
     rows = []
-    for a, b in (("prada", "ptune"), ("dann", "ft-cot")):
+    for a, b in adversary_pairs():
         for (m, fold, seed), ra in by_key.items():
             rb = by_key.get((b, fold, seed))
             if m != a or rb is None:
