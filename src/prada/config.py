@@ -310,7 +310,7 @@ def _get(cfg: Any, dotted: str) -> Any:
     return cfg
 
 
-def _cast(value: Any, typ: Any, key: str) -> Any:
+def cast_value(value: Any, typ: Any, key: str) -> Any:
     """Cast a YAML or command-line value to the declared field type; no eval, ever."""
     origin = typing.get_origin(typ)
     if origin is list:
@@ -319,10 +319,10 @@ def _cast(value: Any, typ: Any, key: str) -> Any:
             value = [v for v in (s.strip() for s in value.strip("[]").split(",")) if v]
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_cast(v, inner, key) for v in value]
+        return [cast_value(v, inner, key) for v in value]
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
-        return None if value is None else _cast(value, args[0], key)
+        return None if value is None else cast_value(value, args[0], key)
     try:
         if typ is bool:
             if isinstance(value, bool):
@@ -364,7 +364,7 @@ def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
                 raise ConfigError(f"{dotted}: expected a mapping of {type(current).__name__} fields")
             _apply(current, value, f"{dotted}.")
         else:
-            setattr(obj, key, _cast(value, hints[key], dotted))
+            setattr(obj, key, cast_value(value, hints[key], dotted))
 
 
 def parse_overrides(overrides: list[str]) -> dict:
@@ -399,13 +399,13 @@ def load_config(
     """Build a RunConfig from defaults, an optional base dict, a YAML file and key=value overrides."""
     raw: dict = {}
     if base:
-        raw = _merge(raw, base)
+        raw = merge(raw, base)
     if path is not None:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
-        raw = _merge(raw, read_yaml_mapping(path, "config"))
-    raw = _merge(raw, parse_overrides(overrides or []))
+        raw = merge(raw, read_yaml_mapping(path, "config"))
+    raw = merge(raw, parse_overrides(overrides or []))
     cfg = RunConfig.__new__(RunConfig)
     for f in dataclasses.fields(RunConfig):
         setattr(cfg, f.name, f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
@@ -459,10 +459,25 @@ def _yaml_tree_problem(root: Any) -> str | None:
     return None
 
 
-def _merge(a: dict, b: dict) -> dict:
+def merge(a: dict, b: dict) -> dict:
+    """`b` over `a`, recursively for nested mappings (the precedence of config layers)."""
     out = dict(a)
     for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def nest(mapping: dict) -> dict:
+    """`{"adversary.lambda_max": 0.3}` -> `{"adversary": {"lambda_max": 0.3}}`; nested mappings pass through."""
+    out: dict = {}
+    for key, value in mapping.items():
+        parts = str(key).split(".")
+        node: dict = {}
+        leaf = node
+        for part in parts[:-1]:
+            leaf = leaf.setdefault(part, {})
+        leaf[parts[-1]] = nest(value) if isinstance(value, dict) else value
+        out = merge(out, node)
     return out
 
 

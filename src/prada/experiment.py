@@ -17,7 +17,16 @@ from typing import Callable
 
 import yaml
 
-from prada.config import RunConfig, _cast, _merge, config_to_dict, load_config, parse_overrides, read_yaml_mapping
+from prada.config import (
+    RunConfig,
+    cast_value,
+    config_to_dict,
+    load_config,
+    merge,
+    nest,
+    parse_overrides,
+    read_yaml_mapping,
+)
 from prada.data.registry import DOMAINS, FTCOT12, name_problem
 from prada.errors import ConfigError, PradaError
 from prada.io import atomic_write_text
@@ -98,9 +107,9 @@ def load_experiment(path: str | Path | None = None, overrides: list[str] | None 
     raw = read_yaml_mapping(path, "experiment config")
     for key, value in parse_overrides(overrides or []).items():
         if key in RUN_SECTIONS:  # shorthand: `train.max_steps=5` means `base.train.max_steps=5`
-            raw["base"] = _merge(raw.get("base") or {}, {key: value})
+            raw["base"] = merge(raw.get("base") or {}, {key: value})
         elif key in ("base", "method_overrides") and isinstance(value, dict):
-            raw[key] = _merge(raw.get(key) or {}, value)
+            raw[key] = merge(raw.get(key) or {}, value)
         else:
             raw[key] = value
     return experiment_from_dict(raw)
@@ -122,22 +131,8 @@ def experiment_from_dict(raw: dict) -> ExperimentConfig:
                 raise ConfigError(f"{key}: expected a mapping, got {value!r}")
             kwargs[key] = value
         else:
-            kwargs[key] = _cast(value, hints[key], key)
+            kwargs[key] = cast_value(value, hints[key], key)
     return ExperimentConfig(**kwargs)
-
-
-def _nest(mapping: dict) -> dict:
-    """`{"adversary.lambda_max": 0.3}` -> `{"adversary": {"lambda_max": 0.3}}`; nested mappings pass through."""
-    out: dict = {}
-    for key, value in mapping.items():
-        parts = str(key).split(".")
-        node: dict = {}
-        leaf = node
-        for part in parts[:-1]:
-            leaf = leaf.setdefault(part, {})
-        leaf[parts[-1]] = _nest(value) if isinstance(value, dict) else value
-        out = _merge(out, node)
-    return out
 
 
 def validate_experiment(exp: ExperimentConfig) -> None:
@@ -197,7 +192,7 @@ def validate_experiment(exp: ExperimentConfig) -> None:
             raise ConfigError("target_domains: protocol explicit needs at least one target domain (or use in-domain)")
     # every run config must load: catches unknown keys and bad values before any training
     try:
-        load_config(None, None, base=_nest(exp.base))
+        load_config(None, None, base=nest(exp.base))
     except ConfigError as e:
         raise ConfigError(f"base.{e}") from None
     for m in exp.methods:
@@ -209,8 +204,8 @@ def validate_experiment(exp: ExperimentConfig) -> None:
 
 def run_config(exp: ExperimentConfig, method: str, seed: int, sources: list[str], targets: list[str]) -> RunConfig:
     """The resolved RunConfig of one run: base < method overrides < method, seed and the fold's domains."""
-    raw = _merge(_nest(exp.base), _nest(exp.method_overrides.get(method) or {}))
-    raw = _merge(raw, {"method": method, "seed": seed, "data": {"source_domains": sources, "target_domains": targets}})
+    raw = merge(nest(exp.base), nest(exp.method_overrides.get(method) or {}))
+    raw = merge(raw, {"method": method, "seed": seed, "data": {"source_domains": sources, "target_domains": targets}})
     return load_config(None, None, base=raw)
 
 

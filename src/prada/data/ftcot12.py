@@ -31,6 +31,7 @@ from prada.data.schema import Example, Rationale, write_examples
 from prada.errors import DataError
 from prada.io import atomic_write_json
 from prada.progress import hidden
+from prada.prompts import COT_TRIGGER
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ class LogRecord:
 
 
 _BLOCK_START = re.compile(r"^\*{5,}\n\d+st data\n", re.MULTILINE)
-_COT_TRIGGER = "\nA: Let's think step by step."
+_COT_TRIGGER = f"\nA: {COT_TRIGGER}"
 _PRED_BEFORE = "\npred_before : "
 _TRIGGER_RE = re.compile(r"direct_answer_trigger='([^']*)'")
 

@@ -6,6 +6,7 @@ This is the only place the format lives; the evaluator's extraction relies on th
 from __future__ import annotations
 
 from prada.answers import ANSWER_SEPARATOR
+from prada.prompts import zeroshot_cot_prompt
 
 PROMPT_SUFFIX = " ###"
 
@@ -30,12 +31,9 @@ def format_answer_target(answer: str) -> str:
     return f" {ANSWER_SEPARATOR} {answer.strip()}"
 
 
-ZERO_SHOT_COT_TRIGGER = "Let's think step by step."
-
-
 def format_zeroshot_prompt(question: str) -> str:
-    """Zero-shot-CoT prompt for an untrained student (the `zero-shot` baseline)."""
-    return f"Q: {question.strip()}\nA: {ZERO_SHOT_COT_TRIGGER}"
+    """Zero-shot-CoT prompt for an untrained student (the `zero-shot` baseline): its stage 1, prada/prompts.py."""
+    return zeroshot_cot_prompt(question)
 
 
 def format_input(question: str, style: str) -> str:

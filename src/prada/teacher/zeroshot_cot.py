@@ -17,6 +17,7 @@ from prada.data.schema import Example, Rationale, read_examples, write_examples
 from prada.errors import DataError
 from prada.io import atomic_write_json
 from prada.progress import hidden
+from prada.prompts import answer_trigger, zeroshot_cot_prompt
 from prada.teacher.cache import TeacherCache, cache_path, sample_key
 from prada.teacher.client import TeacherError, make_client
 
@@ -25,20 +26,7 @@ log = logging.getLogger("prada.teacher")
 STOP = ["\nQ:"]  # a base model that finishes its answer tends to start the next question
 
 
-def stage1_prompt(question: str) -> str:
-    return f"Q: {question.strip()}\nA: Let's think step by step."
-
-
-def answer_trigger(answer_type: str, choices: list[str] | None = None) -> str:
-    """Zero-shot-CoT's stage-2 trigger; the choice wording names the item's own letters."""
-    if answer_type == "number":
-        return "\nTherefore, the answer (arabic numerals) is"
-    if answer_type == "choice":
-        letters = choices or ["A", "B", "C", "D", "E"]
-        return f"\nTherefore, among {letters[0]} through {letters[-1]}, the answer is"
-    if answer_type == "yes_no":
-        return "\nTherefore, the answer (Yes or No) is"
-    return "\nTherefore, the answer is"
+stage1_prompt = zeroshot_cot_prompt  # Zero-shot-CoT stage 1 (prada/prompts.py)
 
 
 def stage2_prompt(example: Example, rationale: str) -> str:
