@@ -27,10 +27,11 @@ from prada.config import (
     parse_overrides,
     read_yaml_mapping,
 )
-from prada.data.registry import DOMAINS, FTCOT12, name_problem
+from prada.data.registry import FTCOT12, name_problem, ordered_domains
 from prada.errors import ConfigError, PradaError
-from prada.io import atomic_write_text
+from prada.io import atomic_write_text, folder_lock
 from prada.methods.registry import METHODS, method_spec
+from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN
 
 PROTOCOLS = ("in-domain", "leave-one-domain-out", "explicit")
 RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("method", "seed"))
@@ -228,16 +229,12 @@ def data_domains(cfg: RunConfig) -> list[str]:
         found = set(
             load_distillation_set(dataclasses.replace(d, source_domains=[], target_domains=[]), cfg.seed).domains
         )
-        return _ordered(found)
+        return ordered_domains(found)
     if d.train_files or d.test_files:
         from prada.data.schema import read_examples
 
         found |= {ex.domain for p in (*d.train_files, *d.test_files) for ex in read_examples(p)}
-    return _ordered(found)
-
-
-def _ordered(domains: set[str]) -> list[str]:
-    return [d for d in DOMAINS if d in domains] + sorted(domains - set(DOMAINS))
+    return ordered_domains(found)
 
 
 def plan_folds(exp: ExperimentConfig) -> list[tuple[str, list[str], list[str]]]:
@@ -276,7 +273,7 @@ def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
 def _stale_keys(run: PlannedRun) -> list[str]:
     """Config keys where the run folder's saved config differs from the planned one."""
     try:
-        saved = read_yaml_mapping(run.dir / "config.yaml", "run config")
+        saved = read_yaml_mapping(run.dir / CONFIG, "run config")
     except ConfigError as e:
         raise PradaError(f"{e}; delete {run.dir} to run it again") from None
     planned = config_to_dict(run.config)
@@ -296,7 +293,7 @@ def _stale_keys(run: PlannedRun) -> list[str]:
 
 def check_not_stale(run: PlannedRun) -> None:
     """Refuse to reuse or resume a run folder that was made with another config."""
-    if (run.dir / "config.yaml").exists():
+    if (run.dir / CONFIG).exists():
         stale = _stale_keys(run)
         if stale:
             raise PradaError(
@@ -305,18 +302,49 @@ def check_not_stale(run: PlannedRun) -> None:
             )
 
 
+def read_artefact(path: Path, fix: str) -> dict:
+    """A JSON object prada wrote (eval.json, explain.json, train_done.json); a damaged one names itself and `fix`."""
+    import json
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise PradaError(f"{path}: damaged ({type(e).__name__}); {fix}") from None
+    if not isinstance(obj, dict):
+        raise PradaError(f"{path}: damaged (not a JSON object); {fix}")
+    return obj
+
+
+def check_same_data(run: PlannedRun) -> None:
+    """Refuse to reuse a finished run whose data changed since (train_done.json holds its fingerprint)."""
+    from prada.distill.dataset import load_distillation_set
+    from prada.train.loop import data_fingerprint
+
+    recorded = read_artefact(run.dir / DONE, f"delete {run.dir} to run it again").get("data")
+    if recorded is None:  # an older run, or one without data (prior)
+        return
+    if data_fingerprint(load_distillation_set(run.config.data, run.config.seed)) != recorded:
+        raise PradaError(
+            f"{run.dir} was trained on other data (its data files changed since); delete that folder to train "
+            "it again on the current data, or give the experiment another name"
+        )
+
+
 def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Callable[[str], None]) -> str:
     """Bring one run to 'trained, evaluated (and explained)', reusing whatever is already on disk.
 
     `explain`: None skips `prada explain`; otherwise the questions per dataset it featurises (0: all).
     """
     from prada.evaluation.evaluate import evaluate_run
-    from prada.train.checkpoint import find_checkpoint
-    from prada.train.loop import DONE, train
+    from prada.train.checkpoint import find_checkpoint, remove_checkpoints
+    from prada.train.loop import train
 
     actions = []
     check_not_stale(run)
-    if not (run.dir / DONE).exists():
+    if (run.dir / DONE).exists():
+        check_same_data(run)
+        remove_checkpoints(run.dir)  # a kill between train_done.json and their removal leaves them
+    else:
         if find_checkpoint(run.dir) is not None:
             status("resuming training from its checkpoint")
             train(resume=run.dir, progress=progress)
@@ -324,7 +352,7 @@ def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Ca
         else:
             # Killed before its first checkpoint: train() starts over in the folder (its config was
             # checked above; the log is rewritten). Nothing is deleted: a folder prada did not make is refused.
-            if run.dir.exists() and any(run.dir.iterdir()) and not (run.dir / "config.yaml").exists():
+            if run.dir.exists() and any(run.dir.iterdir()) and not (run.dir / CONFIG).exists():
                 raise PradaError(
                     f"{run.dir} holds files prada did not write (no config.yaml); move them away or give the "
                     "experiment another name"
@@ -332,11 +360,14 @@ def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Ca
             status("training" if run.trains else "preparing (no training)")
             train(run.config, run.dir, progress=progress)
             actions.append("trained" if run.trains else "prepared")
-    if not (run.dir / "eval.json").exists():
+    for stage in (EVAL, f"{EXPLAIN}/explain.json"):  # finished stages are reused: they must be readable
+        if (run.dir / stage).exists():
+            read_artefact(run.dir / stage, "delete it and rerun `prada run` to redo that stage")
+    if not (run.dir / EVAL).exists():
         status("evaluating")
         evaluate_run(run.dir, progress=progress)
         actions.append("evaluated")
-    if explain is not None and run.trains and not (run.dir / "explain" / "explain.json").exists():
+    if explain is not None and run.trains and not (run.dir / EXPLAIN / "explain.json").exists():
         from prada.report.explain import explain_run
 
         status("explaining")
@@ -371,15 +402,20 @@ def run_experiment(
 
     `config` None runs the embedded offline default. `log` receives one status line per stage.
     """
-    from prada.report import write_report
-
     say = log or (lambda _msg: None)
     exp = load_experiment(config, overrides)
     root = Path(exp.out_dir) / exp.name
     runs = plan_runs(exp, root)
     for run in runs:  # before writing anything
         check_not_stale(run)
-    root.mkdir(parents=True, exist_ok=True)
+    # one `prada run` at a time on an experiment folder: a second one is a clear error, not interleaved runs
+    with folder_lock(root, "prada run" + (f" --config {config}" if config else "")):
+        return _run_planned(exp, root, runs, progress, say)
+
+
+def _run_planned(exp: ExperimentConfig, root: Path, runs: list[PlannedRun], progress: bool, say) -> Path:
+    from prada.report import write_report
+
     atomic_write_text(root / "experiment.yaml", yaml.safe_dump(dataclasses.asdict(exp), sort_keys=False))
     say(
         f"experiment {exp.name}: {len(runs)} runs ({exp.protocol}; methods {', '.join(exp.methods)}; "

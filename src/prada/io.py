@@ -79,6 +79,37 @@ def _ends_with_newline(fd: int) -> bool:
     return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
 
 
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line of a JSONL file a user or upstream gave.
+
+    Strict: a line that is not UTF-8 or not JSON is a DataError naming path:line (compare
+    `read_jsonl_tolerant`, for prada's own append-only logs).
+    """
+    from prada.errors import DataError
+
+    path = str(path)
+    try:
+        f = open(path, "rb")
+    except OSError as e:  # a folder, no permission, ...
+        raise DataError(f"cannot read ({e.strerror or e}); give a JSONL file with one example a line", path) from None
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path, lineno) from None
+            if not text.strip():
+                continue
+            try:
+                yield lineno, json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"invalid JSON ({e.msg} at column {e.colno})", path, lineno) from None
+            except ValueError as e:  # e.g. an integer of more than 4300 digits
+                raise DataError(f"invalid JSON ({e})", path, lineno) from None
+            except RecursionError:
+                raise DataError("invalid JSON (nested too deeply)", path, lineno) from None
+
+
 def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
     """Read an append-only JSONL log, dropping a torn last line left by a kill."""
     rows: list[dict] = []
@@ -98,8 +129,8 @@ def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
 
 
 @contextmanager
-def folder_lock(folder: str | os.PathLike, command: str, wait: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock on `folder` (created if missing) while `command` works in it.
+def folder_lock(folder: str | os.PathLike, command: str, wait: bool = False, create: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing, or else not locked) while `command` works in it.
 
     A second prada process on the same folder gets one clear error instead of interleaving its
     writes (or, with `wait`, waits for the first). flock on the folder itself: no lock file is left
@@ -108,8 +139,9 @@ def folder_lock(folder: str | os.PathLike, command: str, wait: bool = False) -> 
     from prada.errors import PradaError
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None or not folder.is_dir():
         yield
         return
     fd = os.open(folder, os.O_RDONLY)

@@ -26,7 +26,7 @@ from prada.evaluation.extract import DEFAULT_CHOICES
 from prada.evaluation.generate import generate_texts
 from prada.evaluation.metrics import accuracy, summarize, wilson_ci
 from prada.evaluation.scorers import SCORERS, score_output
-from prada.io import append_jsonl, atomic_write_json, atomic_write_jsonl, read_jsonl_tolerant
+from prada.io import append_jsonl, atomic_write_json, atomic_write_jsonl, folder_lock, read_jsonl_tolerant
 from prada.methods.registry import method_spec
 from prada.progress import hidden
 from prada.run_dir import EVAL, PREDICTIONS, autocast_dtype, default_device, finished_run_config
@@ -58,10 +58,14 @@ def load_test_sets(cfg: RunConfig, data: str | None, split: str) -> dict[str, li
 def evaluate_run(
     run_dir: Path, data: str | None = None, split: str = "test", out: str | None = None, progress: bool = True
 ) -> tuple[dict, Path]:
-    """Evaluate a trained run; returns (eval result, path of eval.json)."""
+    """Evaluate a trained run; returns (eval result, path of eval.json). The run folder is locked meanwhile."""
+    with folder_lock(run_dir, f"prada eval --run {run_dir}", create=False):
+        return _evaluate_run(Path(run_dir), data, split, out, progress)
+
+
+def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, progress: bool) -> tuple[dict, Path]:
     from prada.train.student import load_student
 
-    run_dir = Path(run_dir)
     cfg = finished_run_config(run_dir)
     tests = load_test_sets(cfg, data, split)
     out_path = Path(out) if out else run_dir / EVAL

@@ -1,10 +1,12 @@
 """Resumable checkpoints: trainable weights, optimizer, RNG and step, written atomically as one folder.
 
 Weights go to safetensors; optimizer and RNG state to a torch file read back with weights_only=True.
+step.json holds the step and the sha256 of both files: a damaged checkpoint is refused, never resumed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +18,20 @@ from safetensors.torch import load_file, save_file
 from prada.errors import PradaError
 
 CHECKPOINT = "checkpoint"
+CHECKPOINT_DIRS = (CHECKPOINT, ".checkpoint.old", ".checkpoint.tmp")  # what a finished run no longer needs
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest(step: int, files: dict[str, str]) -> str:
+    """One hash over the step and the files' hashes, so an edited step.json is caught as well."""
+    return hashlib.sha256(json.dumps([step, sorted(files.items())]).encode()).hexdigest()
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
@@ -29,7 +45,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(state, tmp / "state.pt")
-    (tmp / "step.json").write_text(json.dumps({"step": step}))
+    files = {name: _sha256(tmp / name) for name in ("trainable.safetensors", "state.pt")}
+    (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -49,21 +66,63 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def remove_checkpoints(run_dir: Path) -> None:
+    """Drop the checkpoint folders of a finished run (a kill right after train_done.json can leave them)."""
+    for name in CHECKPOINT_DIRS:
+        shutil.rmtree(Path(run_dir) / name, ignore_errors=True)
+
+
+def _damaged(folder: Path, why: str) -> PradaError:
+    return PradaError(
+        f"{folder}: damaged checkpoint ({why}); delete {folder} to restart the run from its previous "
+        "checkpoint (or from scratch)"
+    )
+
+
+def read_step(folder: Path) -> int:
+    """The checkpoint's step, after checking both files against the sha256 step.json recorded."""
+    try:
+        meta = json.loads((folder / "step.json").read_text(encoding="utf-8"))
+        step = meta["step"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise _damaged(folder, f"step.json unreadable: {type(e).__name__}") from None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+        raise _damaged(folder, f"step.json step {step!r}")
+    files = meta.get("sha256")
+    if files is None:  # written before checksums were recorded: nothing to compare
+        return step
+    if not isinstance(files, dict) or meta.get("digest") != _digest(step, files):
+        raise _damaged(folder, "step.json does not match its digest")
+    for name, expected in files.items():
+        if not (folder / name).exists() or _sha256(folder / name) != expected:
+            raise _damaged(folder, f"{name} does not match its sha256")
+    return step
+
+
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Restore weights, optimizer and RNG in place; return the step to continue from."""
-    weights = load_file(str(folder / "trainable.safetensors"))
+    step = read_step(folder)
+    try:
+        weights = load_file(str(folder / "trainable.safetensors"))
+    except Exception as e:  # SafetensorError, OSError: a torn or foreign file
+        raise _damaged(folder, f"trainable.safetensors unreadable: {type(e).__name__}") from None
     params = dict(model.named_parameters())
+    for name, value in weights.items():
+        if name not in params or params[name].shape != value.shape:
+            raise _damaged(folder, f"trainable.safetensors holds {name!r}, which this student does not have")
+        if not bool(torch.isfinite(value).all()):
+            raise _damaged(folder, f"{name} holds NaN or inf (the run had diverged)")
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
     try:
         state = torch.load(folder / "state.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
     except Exception as e:
         raise PradaError(
             f"{folder / 'state.pt'}: unreadable checkpoint ({type(e).__name__}); delete {folder} to restart the run"
         ) from None
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return json.loads((folder / "step.json").read_text())["step"]
+    return step
