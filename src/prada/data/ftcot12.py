@@ -29,7 +29,7 @@ from prada.data.download import fetch, is_url
 from prada.data.registry import FTCOT12
 from prada.data.schema import Example, Rationale, write_examples
 from prada.errors import DataError
-from prada.io import atomic_write_json
+from prada.io import atomic_write_json, iter_jsonl
 from prada.progress import hidden
 from prada.prompts import COT_TRIGGER
 
@@ -117,14 +117,7 @@ def _read_json(path: Path):
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"invalid JSON ({e.msg})", str(path), lineno) from None
-    return rows
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _letters(n: int) -> list[str]:

@@ -8,6 +8,12 @@ ANSWER_TYPES = ("number", "choice", "yes_no", "text")
 DOMAINS = ("arithmetic", "other", "symbolic", "commonsense")
 
 
+def ordered_domains(domains) -> list[str]:
+    """Domains for display and folds: the built-in ones in DOMAINS order, then any others sorted."""
+    present = set(domains)
+    return [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a dataset, domain or fold name (it becomes part of folder names), or None.
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prada.data.registry import ANSWER_TYPES, name_problem
 from prada.errors import DataError
-from prada.io import atomic_write_jsonl
+from prada.io import atomic_write_jsonl, iter_jsonl
 
 
 @dataclass
@@ -121,37 +120,18 @@ def read_examples(path: str | os.PathLike) -> list[Example]:
         raise DataError("file not found", path)
     examples = []
     first_line: dict[tuple[str, str], int] = {}
-    try:
-        f = open(path, "rb")
-    except OSError as e:  # a folder, no permission, ...
-        raise DataError(f"cannot read ({e.strerror or e}); give a JSONL file with one example a line", path) from None
-    with f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path, lineno) from None
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(f"invalid JSON ({e.msg} at column {e.colno})", path, lineno) from None
-            except ValueError as e:  # e.g. an integer of more than 4300 digits
-                raise DataError(f"invalid JSON ({e})", path, lineno) from None
-            except RecursionError:
-                raise DataError("invalid JSON (nested too deeply)", path, lineno) from None
-            ex = example_from_dict(obj, path, lineno)
-            # Predictions are keyed by (dataset, id): a repeated id would silently share one output.
-            first = first_line.setdefault((ex.dataset, ex.id), lineno)
-            if first != lineno:
-                raise DataError(
-                    f"duplicate id {ex.id!r} in dataset {ex.dataset!r} (first on line {first}); ids must be unique",
-                    path,
-                    lineno,
-                    "id",
-                )
-            examples.append(ex)
+    for lineno, obj in iter_jsonl(path):
+        ex = example_from_dict(obj, path, lineno)
+        # Predictions are keyed by (dataset, id): a repeated id would silently share one output.
+        first = first_line.setdefault((ex.dataset, ex.id), lineno)
+        if first != lineno:
+            raise DataError(
+                f"duplicate id {ex.id!r} in dataset {ex.dataset!r} (first on line {first}); ids must be unique",
+                path,
+                lineno,
+                "id",
+            )
+        examples.append(ex)
     if not examples:
         raise DataError("no examples in file", path)
     return examples

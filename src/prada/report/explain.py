@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prada.config import RunConfig
-from prada.data.registry import DOMAINS
+from prada.data.registry import ordered_domains
 from prada.data.schema import Example
 from prada.errors import PradaError
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
@@ -322,7 +322,7 @@ def explain_run(
         raise PradaError(f"--run {run_dir}: no test questions to analyse")
     labels = [e.domain for e in examples]
     present = set(labels)
-    domains = [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))
+    domains = ordered_domains(present)
     targets = set(cfg.data.target_domains)
     layer, max_len = cfg.adversary.layer, cfg.student.max_length
     torch.manual_seed(cfg.seed)

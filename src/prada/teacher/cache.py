@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from prada.io import read_jsonl_tolerant
 from prada.teacher.client import TeacherError
 
 try:
@@ -76,14 +77,9 @@ class TeacherCache:
             keep = raw.rfind(b"\n") + 1
             os.ftruncate(fd, keep)
             os.fsync(fd)
-            raw = raw[:keep]
         self.records = {}
-        for line in raw.decode("utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("key"), str):
+        for rec in read_jsonl_tolerant(self.path):
+            if isinstance(rec.get("key"), str):
                 self.records.setdefault(rec["key"], rec)
 
     def append(self, record: dict) -> None:
