@@ -54,7 +54,7 @@ def main() -> None:
 
     from prada.config import DataConfig
     from prada.distill.collate import build_train_items
-    from prada.distill.dataset import load_distillation_set
+    from prada.distill.dataset import load_distillation_set, prepare_data
     from prada.train.backbones import load_tokenizer, resolve_model
 
     tmp = tempfile.mkdtemp()
@@ -66,6 +66,7 @@ def main() -> None:
             benchmark="ftcot12", data_dir=str(Path(tmp) / "ftcot12"), source=a.data, target_domains=[a.target]
         )
         model = a.model
+    prepare_data(cfg)
     data = load_distillation_set(cfg)
     tokenizer = load_tokenizer(resolve_model(model), False)
     items = build_train_items(data.source_train, tokenizer, data.domains, a.max_length)

@@ -164,9 +164,10 @@ def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = Non
 def bench_items(cfg):
     """The tokenised training items prada builds for this config (and the tokenizer)."""
     from prada.distill.collate import build_train_items
-    from prada.distill.dataset import load_distillation_set
+    from prada.distill.dataset import load_distillation_set, prepare_data
     from prada.train.backbones import load_tokenizer, resolve_model
 
+    prepare_data(cfg.data)
     data = load_distillation_set(cfg.data, cfg.seed)
     tokenizer = load_tokenizer(resolve_model(cfg.student.model))
     items = build_train_items(data.source_train, tokenizer, data.domains, cfg.student.max_length)

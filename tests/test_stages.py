@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 import prada
 
 SRC = Path(prada.__file__).parent
@@ -41,3 +43,16 @@ def test_answers_and_io_sit_below_every_stage():
     for module in ("answers.py", "io.py", "hf_compat.py"):
         stages = {n for n in _imports(SRC / module) if n.startswith("prada.")}
         assert stages <= {"prada.errors"}, (module, stages)
+
+
+def test_loading_data_only_reads_and_preparing_builds(tmp_path):
+    from prada.config import DataConfig
+    from prada.distill.dataset import load_distillation_set, prepare_data
+    from prada.errors import ConfigError
+
+    cfg = DataConfig(benchmark="synth", data_dir=str(tmp_path / "synth"), target_domains=["other"])
+    with pytest.raises(ConfigError, match="not built there yet.*prada data synth"):
+        load_distillation_set(cfg)  # an unbuilt benchmark: loading never builds it
+    assert not (tmp_path / "synth").exists()
+    assert prepare_data(cfg) == tmp_path / "synth" and (tmp_path / "synth" / "summary.json").exists()
+    assert load_distillation_set(cfg).target_domains == ["other"]

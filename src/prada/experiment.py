@@ -224,11 +224,11 @@ def data_domains(cfg: RunConfig) -> list[str]:
     elif not d.datasets and d.benchmark in ("synth", "ftcot12") and not d.data_dir:
         found = {i.domain for i in (SYNTH if d.benchmark == "synth" else FTCOT12).values()}
     else:  # custom folders or dataset keys: read the selected data once
-        from prada.distill.dataset import load_distillation_set
+        from prada.distill.dataset import load_distillation_set, prepare_data
 
-        found = set(
-            load_distillation_set(dataclasses.replace(d, source_domains=[], target_domains=[]), cfg.seed).domains
-        )
+        selected = dataclasses.replace(d, source_domains=[], target_domains=[])
+        prepare_data(selected)  # the folds need the data's domains: build it now (once) if it is missing
+        found = set(load_distillation_set(selected, cfg.seed).domains)
         return ordered_domains(found)
     if d.train_files or d.test_files:
         from prada.data.schema import read_examples
@@ -378,7 +378,7 @@ def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Ca
 
 def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
     """Build each data folder the runs need once, up front (synthetic suite or ftcot12 import)."""
-    from prada.distill.dataset import resolve_data_dir
+    from prada.distill.dataset import prepare_data as build_data
 
     seen = set()
     for run in runs:
@@ -389,7 +389,8 @@ def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
         if key in seen:
             continue
         seen.add(key)
-        status(f"[data] {d.benchmark}: ready at {resolve_data_dir(d)}")
+        folder = build_data(d)
+        status(f"[data] {d.benchmark}: ready at {folder}")
 
 
 def run_experiment(

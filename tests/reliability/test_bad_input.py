@@ -503,7 +503,7 @@ def test_a_data_dir_that_is_a_file_or_missing_with_benchmark_none_is_an_error(tm
 def test_an_interrupted_synth_build_in_data_dir_is_finished(synth_dir, tmp_path):
     import shutil
 
-    from prada.distill.dataset import resolve_data_dir
+    from prada.distill.dataset import prepare_data
 
     data = tmp_path / "data"
     data.mkdir()
@@ -512,7 +512,7 @@ def test_an_interrupted_synth_build_in_data_dir_is_finished(synth_dir, tmp_path)
     )  # what a killed build left: no summary.json
     (data / ".summary.json.tmp").write_text("{")
     cfg = load_config(REPO / "configs" / "tiny.yaml", [f"data.data_dir={data}"])
-    assert resolve_data_dir(cfg.data) == data
+    assert prepare_data(cfg.data) == data
     assert (data / "summary.json").exists() and (data / "synth_tracking" / "train.jsonl").exists()
 
 

@@ -1,8 +1,9 @@
 """The distillation set: which examples are labelled sources, which questions are unlabelled targets, which are tests.
 
-Reads a built data folder (building the synthetic suite or ftcot12 on first use) plus custom files,
-and applies the run's dataset/domain selection. Target examples lose their answers and rationales
-here, so nothing downstream can leak them into a loss.
+Reads a built data folder plus custom files, and applies the run's dataset/domain selection.
+Loading only reads; `prepare_data` is the step that builds a benchmark folder, and commands call it
+first. Target examples lose their answers and rationales here, so nothing downstream can leak them
+into a loss.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class DistillationSet:
     target_domains: list[str] = field(default_factory=list)
 
 
-def resolve_data_dir(cfg: DataConfig) -> Path | None:
-    """The built data folder of the config, building it once if it is missing.
+def _data_folder(cfg: DataConfig) -> tuple[Path | None, bool]:
+    """The config's data folder and whether it is ready to read (errors for a folder that can never be).
 
     A `data.data_dir` the user names is built into only when it is missing, empty, or an interrupted
     build of the same benchmark (its own dataset folders, no summary.json yet, which is written last).
@@ -49,14 +50,14 @@ def resolve_data_dir(cfg: DataConfig) -> Path | None:
     if cfg.benchmark == "none":
         if given is not None and not given.exists():
             raise ConfigError(f"data.data_dir={given}: no such folder (with data.benchmark=none nothing is built)")
-        return given
+        return given, True
     from prada.data.registry import FTCOT12
     from prada.data.synth import SYNTH
     from prada.io import cache_root
 
     folder = given or cache_root() / "data" / (f"synth-seed{cfg.synth_seed}" if cfg.benchmark == "synth" else "ftcot12")
     if (folder / "summary.json").exists():
-        return folder
+        return folder, True
     own = SYNTH if cfg.benchmark == "synth" else FTCOT12
     foreign = (
         sorted(p.name for p in folder.iterdir() if p.name not in own and not p.name.startswith("."))
@@ -70,6 +71,16 @@ def resolve_data_dir(cfg: DataConfig) -> Path | None:
             f"set data.benchmark=none. A fresh {cfg.benchmark} suite: name a new or empty folder (or "
             f"`prada data {'synth' if cfg.benchmark == 'synth' else 'build --benchmark ftcot12'} --out DIR`)"
         )
+    return folder, False
+
+
+def prepare_data(cfg: DataConfig) -> Path | None:
+    """Build the config's benchmark folder if it is not built yet (the synthetic suite, or the ftcot12
+    import); returns the folder. The explicit data step: `prada train`, `eval`, `explain` and `run`
+    call it first, so that loading (`load_distillation_set`) only ever reads."""
+    folder, ready = _data_folder(cfg)
+    if ready:
+        return folder
     if cfg.benchmark == "synth":
         from prada.data.synth import build_synth
 
@@ -78,6 +89,18 @@ def resolve_data_dir(cfg: DataConfig) -> Path | None:
         from prada.data.ftcot12 import build_ftcot12
 
         build_ftcot12(folder, source=cfg.source or None)
+    return folder
+
+
+def data_folder(cfg: DataConfig) -> Path | None:
+    """The config's built data folder, read only: a benchmark not built yet is an error saying how to build it."""
+    folder, ready = _data_folder(cfg)
+    if not ready:
+        command = "synth" if cfg.benchmark == "synth" else "build --benchmark ftcot12"
+        raise ConfigError(
+            f"data.data_dir={folder}: the {cfg.benchmark} data is not built there yet; `prada train` and `prada run` "
+            f"build it first, or run `prada data {command} --out {folder}`"
+        )
     return folder
 
 
@@ -116,7 +139,7 @@ def answer_priors(cfg: DataConfig) -> dict[str, str]:
     """
     from collections import Counter
 
-    folder = resolve_data_dir(cfg)
+    folder = data_folder(cfg)
     train_by_ds = _read_split(folder, "train") if folder else {}
     for path in cfg.train_files:
         for ex in read_examples(path):
@@ -157,7 +180,7 @@ def warn_trained_test_questions(tests: dict[str, list[Example]], train: list[Exa
 
 def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
     """Select train/target/test examples by dataset key and domain, per the config."""
-    folder = resolve_data_dir(cfg)
+    folder = data_folder(cfg)
     train_by_ds = _read_split(folder, "train") if folder else {}
     test_by_ds = _read_split(folder, "test") if folder else {}
     if cfg.datasets:

@@ -67,6 +67,9 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     from prada.train.student import load_student
 
     cfg = finished_run_config(run_dir)
+    from prada.distill.dataset import prepare_data
+
+    prepare_data(cfg.data)  # the data step (the run's data folder; built once if missing), then read only
     tests = load_test_sets(cfg, data, split)
     out_path = Path(out) if out else run_dir / EVAL
     if not method_spec(cfg.method).model:  # prior: no model, the label prior answers

@@ -317,6 +317,10 @@ def explain_run(
 
     run_dir = Path(run_dir)
     cfg = finished_run_config(run_dir)
+    if data is None:
+        from prada.distill.dataset import prepare_data
+
+        prepare_data(cfg.data)  # the data step (built once if missing); loading below only reads
     examples, by_id = _test_examples(cfg, data, max_per_dataset)
     if not examples:
         raise PradaError(f"--run {run_dir}: no test questions to analyse")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from prada.config import RunConfig, config_to_dict, save_config
 from prada.distill.collate import Batch, GroupedBatches, TrainItem, build_question_items, build_train_items, collate
-from prada.distill.dataset import DistillationSet, load_distillation_set
+from prada.distill.dataset import DistillationSet, load_distillation_set, prepare_data
 from prada.errors import PradaError
 from prada.io import atomic_write_json, folder_lock
 from prada.methods.registry import method_spec
@@ -173,7 +173,8 @@ def prepare(cfg: RunConfig, out_dir: Path) -> Run:
         torch.set_num_threads(cfg.train.threads)
     if accelerator.is_main_process:
         save_config(cfg, out_dir / CONFIG)
-    data = load_distillation_set(cfg.data, cfg.seed)
+    prepare_data(cfg.data)  # the data step: builds the benchmark folder once if it is missing
+    data = load_distillation_set(cfg.data, cfg.seed)  # reads only
     student, tokenizer = build_student(cfg, num_domains=len(data.domains))
     return Run(cfg, out_dir, accelerator, data, student, tokenizer)
 
