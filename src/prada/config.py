@@ -176,8 +176,7 @@ class EvalConfig:
     greedy outputs, tested). auto: on for a CPU model decoding in fp32, off otherwise."""
     batch_size: int = 32
     """Rows decoding at once (a finished row's slot goes to the next question). Decoding reads every
-    weight once per step, so wider steps are cheaper per token: 8 / 32 gave 4.6x / 6.6x per-example
-    generate on a 2-core CPU (benchmarks/eval_throughput.py)."""
+    weight once per step, so wider steps are cheaper per token (measured in docs/scale.md)."""
 
 
 @dataclass

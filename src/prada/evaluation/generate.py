@@ -1,9 +1,10 @@
 """Batched greedy generation with refilled slots: a finished row's place goes to the next waiting prompt.
 
-A decoding step's cost grows far slower than its rows (a 2-core CPU ran SmolLM2's linears,
-weight-first, as fast for 8 rows as for 1 and in ~1.9x the time for 32), so wide steps are cheap per token. Fixed batches decode ever fewer rows as answers
-end (CoT answers vary 3x in length); refilling keeps `batch_size` rows decoding until the queue runs dry. Rows sit left-padded in one KV cache; each
-carries its own position ids, so a prompt that joins late sees exactly what it would see alone.
+A decoding step's cost grows far slower than its rows (figures in docs/scale.md), so wide steps
+are cheap per token. Fixed batches decode ever fewer rows as answers end (CoT answers vary in
+length); refilling keeps `batch_size` rows decoding until the queue runs dry. Rows sit left-padded
+in one KV cache; each carries its own position ids, so a prompt that joins late sees exactly what
+it would see alone.
 """
 
 from __future__ import annotations
@@ -73,9 +74,8 @@ def _weight_first(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 def weight_first_linears(model: nn.Module) -> Iterator[None]:
     """Run the model's few-row linears as (weight @ x^T)^T while the context is open (eval.weight_first_linears).
 
-    With a handful of rows, `F.linear(x, W)` runs far below what streaming W costs: on the 2-core dev
-    CPU SmolLM2's 210 layer weights took 77 ms at 8 rows against 62 ms weight-first, its 49k x 576
-    head 36 vs 16 ms (at 1 row both orientations take the same time). Same products in another
+    With a handful of rows, `F.linear(x, W)` on a CPU runs far below what streaming W costs; the
+    other orientation streams the weight (timings in docs/scale.md). Same products in another
     summation order (differences ~1e-5); `benchmarks/eval_throughput.py` checks predictions still equal
     per-example `generate`. Other module types keep their own kernels; `greedy_generate` opens it
     where its `weight_first` switch says (auto: a CPU model without autocast).
