@@ -3,7 +3,7 @@
 Tokenises the source items of one ftcot12 leave-one-domain-out fold with the student's tokenizer,
 builds one epoch of batches both ways with the same seed, and prints per way: the majority-domain
 share per batch (mean), the padding fraction (pad tokens / padded tokens, with the run's
-pad_multiple), and rows per source dataset seen in the first `--steps` batches. No model is run.
+pad_multiple; with train.split_by_length each batch's length groups), and rows per source domain seen in the first `--steps` batches. No model is run.
 
     python benchmarks/batch_mix.py --data ../shared/data            # ftcot12 fold target=symbolic, SmolLM2 tokenizer
     python benchmarks/batch_mix.py --quick                          # the synthetic suite, tiny-random tokenizer
@@ -19,8 +19,10 @@ from collections import Counter
 from pathlib import Path
 
 
-def measure(items, batch_size: int, seed: int, mix: bool, pad_multiple: int, steps: int, names: list[str]) -> dict:
-    from prada.distill.collate import epoch_batches, padded_length
+def measure(
+    items, batch_size: int, seed: int, mix: bool, pad_multiple: int, steps: int, names: list[str], split: bool = False
+) -> dict:
+    from prada.distill.collate import epoch_batches, padded_length, split_by_length
 
     batches = [b for b in epoch_batches(items, batch_size, seed, 0, mix_domains=mix) if len(b) == batch_size]
     majority, real, padded = [], 0, 0
@@ -29,7 +31,8 @@ def measure(items, batch_size: int, seed: int, mix: bool, pad_multiple: int, ste
         majority.append(max(counts.values()) / len(b))
         lengths = [len(items[i].prompt_ids) + len(items[i].target_ids) for i in b]
         real += sum(lengths)
-        padded += padded_length(max(lengths), pad_multiple) * len(b)
+        groups = split_by_length(lengths, pad_multiple) if split else [list(range(len(b)))]
+        padded += sum(padded_length(max(lengths[i] for i in g), pad_multiple) * len(g) for g in groups)
     first = Counter(names[items[i].domain] for b in batches[:steps] for i in b)
     return {
         "majority_domain_share": round(sum(majority) / len(majority), 3),
@@ -77,6 +80,9 @@ def main() -> None:
         "batch_size": a.batch_size,
         "length_sorted": measure(items, a.batch_size, a.seed, False, a.pad_multiple, a.steps, data.domains),
         "stratified": measure(items, a.batch_size, a.seed, True, a.pad_multiple, a.steps, data.domains),
+        "stratified_split_by_length": measure(
+            items, a.batch_size, a.seed, True, a.pad_multiple, a.steps, data.domains, split=True
+        ),
     }
     print(json.dumps(out))
 

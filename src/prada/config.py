@@ -44,6 +44,8 @@ class DataConfig:
     """Cap on training questions per dataset (0: all)."""
     max_test_per_dataset: int = 0
     """Cap on test questions per dataset (0: all)."""
+    max_source_test_per_dataset: int = 0
+    """Cap on test questions per *source* dataset only (0: max_test_per_dataset): target test sets stay whole."""
     only_correct: bool = True
     """Keep only teacher rationales whose answer matches the gold answer."""
     max_rationales_per_question: int = 1
@@ -155,6 +157,9 @@ class TrainConfig:
     mix_domains: bool = True
     """Length-grouped batches stratified by domain (each batch follows the source mix). false: sorted by raw
     length, less padding but nearly single-domain batches (docs/scale.md has both measured)."""
+    split_by_length: bool = True
+    """Run each micro-batch's source rows as up to three groups of similar length (gradients summed exactly,
+    see StepShare): domain-mixed batches then pad about as little as length-sorted ones."""
     eval_every: int = 0
     """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
     domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
@@ -296,6 +301,7 @@ _NON_NEGATIVE = (
     "adversary.target_batch_size",
     "data.max_train_per_dataset",
     "data.max_test_per_dataset",
+    "data.max_source_test_per_dataset",
     "eval.max_new_tokens",
     "train.target_lm_weight",
     "train.eval_every",

@@ -137,6 +137,40 @@ def epoch_batches(
     return batches
 
 
+def split_by_length(
+    lengths: list[int], pad_multiple: int, max_parts: int = 3, call_cost: float = 0.05
+) -> list[list[int]]:
+    """Positions of one batch's rows in up to `max_parts` groups of similar length, the fewest padded tokens.
+
+    A domain-mixed batch pads short rows to the longest; run as a few length groups (gradients summed,
+    see StepShare) it costs about what a single-domain batch costs. Each extra group is charged
+    `call_cost` x the batch's real tokens (one more forward call), so a batch splits only where it pays.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    sizes = [lengths[i] for i in order]
+    overhead = call_cost * sum(sizes)
+
+    def cost(a: int, b: int) -> float:  # rows order[a:b] as one group
+        return padded_length(sizes[b - 1], pad_multiple) * (b - a)
+
+    n = len(sizes)
+    best: dict[tuple[int, int], tuple[float, list[int]]] = {}  # (start, parts left) -> (cost, cut points)
+
+    def solve(start: int, parts: int) -> tuple[float, list[int]]:
+        if (start, parts) in best:
+            return best[(start, parts)]
+        options = [(cost(start, n), [])]
+        if parts > 1:
+            for cut in range(start + 1, n):
+                rest, cuts = solve(cut, parts - 1)
+                options.append((cost(start, cut) + overhead + rest, [cut, *cuts]))
+        best[(start, parts)] = min(options, key=lambda o: o[0])
+        return best[(start, parts)]
+
+    cuts = [0, *solve(0, max_parts)[1], n]
+    return [order[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
 class GroupedBatches:
     """Global batch g of an endless run of length-grouped epochs (`epoch_batches`).
 

@@ -131,6 +131,12 @@ def _cap(examples: list[Example], n: int, seed: int) -> list[Example]:
 TEST_SAMPLE_SEED = 0
 
 
+def _test_cap(cfg: DataConfig, is_source: bool) -> int:
+    return (
+        cfg.max_source_test_per_dataset if is_source and cfg.max_source_test_per_dataset else cfg.max_test_per_dataset
+    )
+
+
 def answer_priors(cfg: DataConfig) -> dict[str, str]:
     """Each dataset's most frequent gold answer in its train split (ties: the smallest), for the `prior` baseline.
 
@@ -235,7 +241,7 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
             " (add rationales with `prada teach` or set data.only_correct=false)"
         )
     tests = {  # the same test items for every seed and method: a paired design across the whole experiment
-        ds: _cap(exs, cfg.max_test_per_dataset, TEST_SAMPLE_SEED)
+        ds: _cap(exs, _test_cap(cfg, domain_of[ds] in sources), TEST_SAMPLE_SEED)
         for ds, exs in sorted(test_by_ds.items())
         if domain_of[ds] in sources or domain_of[ds] in targets
     }

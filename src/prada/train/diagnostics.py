@@ -6,7 +6,8 @@ some reading of it. So on held-out questions (test questions, answers unused) we
 
 - `heldout_head_acc`: the domain head's accuracy on their features (with an adversary);
 - `heldout_probe_acc`: a *fresh* logistic-regression probe's 2-fold cross-validated domain accuracy on
-  the same features, beside `heldout_probe_majority` (the majority-domain rate): the test of invariance;
+  a PCA-8 projection of the same features, beside `heldout_probe_majority` (the majority-domain rate):
+  the test of invariance (`heldout_probe_full_acc`: the same probe on all dimensions);
 - `heldout_lm_loss_source` / `_target`: the CoT loss on the teacher rationales of those questions,
   so a gain in invariance can be read against what it costs the task.
 """
@@ -72,8 +73,17 @@ def _batches(items: list[TrainItem], held: HeldOut, with_labels: bool) -> list[B
     ]
 
 
-def fresh_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float | None:
-    """2-fold cross-validated accuracy of a new logistic-regression domain probe; None with < 2 per domain."""
+PROBE_DIMS = 8
+
+
+def fresh_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0, dims: int | None = PROBE_DIMS) -> float | None:
+    """2-fold cross-validated accuracy of a new logistic-regression domain probe; None with < 2 per domain.
+
+    `dims`: the probe sees a PCA projection of that size, fit on its training fold (None: all features).
+    With fewer questions than feature dimensions a full linear probe separates any labelling, so the
+    capacity-limited one is the figure with a dynamic range; both are logged.
+    """
+    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -82,7 +92,10 @@ def fresh_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> floa
     counts = np.bincount(labels)
     if (counts > 0).sum() < 2 or counts[counts > 0].min() < 2:
         return None
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    steps = [StandardScaler()]
+    if dims is not None:
+        steps.append(PCA(n_components=min(dims, features.shape[1], len(labels) // 2), random_state=seed))
+    probe = make_pipeline(*steps, LogisticRegression(max_iter=1000))
     return float(
         cross_val_score(probe, features, labels, cv=StratifiedKFold(2, shuffle=True, random_state=seed)).mean()
     )
@@ -108,9 +121,10 @@ def heldout_figures(student, held: HeldOut, device: torch.device, seed: int = 0)
             labels.append(batch.domain.cpu().numpy())
         if feats:
             X, y = np.concatenate(feats), np.concatenate(labels)
-            probe = fresh_probe(X, y, seed)
-            if probe is not None:
-                out["heldout_probe_acc"] = probe
+            for key, dims in (("heldout_probe_acc", PROBE_DIMS), ("heldout_probe_full_acc", None)):
+                probe = fresh_probe(X, y, seed, dims)
+                if probe is not None:
+                    out[key] = probe
             out["heldout_probe_majority"] = float(np.bincount(y).max() / len(y))
         if head_n:
             out["heldout_head_acc"] = head_right / head_n

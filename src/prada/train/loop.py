@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -18,7 +19,15 @@ import torch
 from tqdm.auto import tqdm
 
 from prada.config import RunConfig, config_to_dict, save_config
-from prada.distill.collate import Batch, GroupedBatches, TrainItem, build_question_items, build_train_items, collate
+from prada.distill.collate import (
+    Batch,
+    GroupedBatches,
+    TrainItem,
+    build_question_items,
+    build_train_items,
+    collate,
+    split_by_length,
+)
 from prada.distill.dataset import DistillationSet, load_distillation_set, prepare_data
 from prada.errors import PradaError
 from prada.io import atomic_write_json, folder_lock
@@ -200,6 +209,7 @@ class StepBatches:
     pad_id: int
     pad_multiple: int
     with_target: bool
+    split_by_length: bool = False
 
     def micro_batch(self, g: int) -> tuple[Batch, Batch | None]:
         """Source (and target) batch of global micro-step g, for this process."""
@@ -211,6 +221,31 @@ class StepBatches:
         if picks:  # empty only when there are fewer target questions than processes
             target = collate([self.targets[i] for i in picks], self.pad_id, self.pad_multiple, with_labels=False)
         return source, target
+
+    def micro_parts(self, g: int) -> list[tuple[Batch, Batch | None, float]]:
+        """`micro_batch(g)` as (source, target, share of the source rows) per length group of its rows.
+
+        With `split_by_length` a domain-mixed batch runs as up to three groups of similar length (the
+        target batch rides with the first), so mixing domains does not pad short rows to long ones.
+        """
+        rows = [self.items[i] for i in self.source[g][self.rank :: self.world]]
+        picks = self.target[g][self.rank :: self.world] if self.with_target else []
+        target = (
+            collate([self.targets[i] for i in picks], self.pad_id, self.pad_multiple, with_labels=False)
+            if picks
+            else None
+        )
+        groups = [list(range(len(rows)))]
+        if self.split_by_length:
+            groups = split_by_length([len(r.prompt_ids) + len(r.target_ids) for r in rows], self.pad_multiple)
+        return [
+            (
+                collate([rows[i] for i in group], self.pad_id, self.pad_multiple),
+                target if k == 0 else None,
+                len(group) / len(rows),
+            )
+            for k, group in enumerate(groups)
+        ]
 
     def share(self, step: int) -> StepShare:
         """The step's label tokens over every micro-batch and process, known here without communication."""
@@ -258,6 +293,7 @@ def build_batches(run: Run) -> StepBatches:
         tokenizer.pad_token_id,
         cfg.student.pad_multiple,
         with_target=run.student.wants_target,
+        split_by_length=cfg.train.split_by_length,
     )
 
 
@@ -325,21 +361,29 @@ def fit(
             # Each micro-batch's losses are its share of the step (StepShare), so their sum is the step's loss.
             share = batches.share(step)
             sums: dict[str, torch.Tensor] = {}  # losses summed and metrics averaged over the micro-batches
+            weights: dict[str, float] = {}
             for micro in range(grad_accum):
-                source, target = batches.micro_batch(step * grad_accum + micro)
-                tokens += int(source.attention_mask.sum()) * world  # counted on the CPU copy: no device sync
-                source = source.to(device)
-                target = target.to(device) if target is not None else None
-                last = micro == grad_accum - 1
-                with accelerator.no_sync(model) if not last else nullcontext(), accelerator.autocast():
-                    losses, metrics = model(source, target, lam, share)
-                    loss = sum(losses.values())
-                accelerator.backward(loss)
-                # stay on the device; read once per logged step. Losses add up to the step's; metrics average.
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().float()
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().float() / grad_accum
+                parts = batches.micro_parts(step * grad_accum + micro)
+                for j, (source, target, rows) in enumerate(parts):
+                    tokens += int(source.attention_mask.sum()) * world  # counted on the CPU copy: no device sync
+                    source = source.to(device)
+                    target = target.to(device) if target is not None else None
+                    last = micro == grad_accum - 1 and j == len(parts) - 1
+                    part_share = dataclasses.replace(share, source_rows=rows)
+                    with accelerator.no_sync(model) if not last else nullcontext(), accelerator.autocast():
+                        losses, metrics = model(source, target, lam, part_share)
+                        loss = sum(losses.values())
+                    accelerator.backward(loss)
+                    # stay on the device; read once per logged step. Losses add up to the step's; metrics are
+                    # row-weighted means (a target-only figure comes from the one group that carries the target).
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + v.detach().float()
+                    for k, v in metrics.items():
+                        w = 1.0 if "target" in k else rows
+                        sums[k] = sums.get(k, 0.0) + v.detach().float() * w
+                        weights[k] = weights.get(k, 0.0) + w
+            for k, w in weights.items():
+                sums[k] = sums[k] / w
             # --- clip, step
             # (max_grad_norm 0: measured, not clipped; a DeepSpeed engine clips itself and returns None)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm or math.inf)

@@ -78,11 +78,13 @@ class StepShare:
     number of processes (data parallelism averages gradients over processes). So every label token
     of a step weighs the same, however the length-grouped micro-batches split them (torchtune's
     recipes scale by 1/num_tokens the same way). Per-example losses (the domain loss) are micro-batch
-    means divided by `micro_batches`.
+    means divided by `micro_batches`; when a micro-batch's source rows run as several length groups
+    (`train.split_by_length`), each group's source mean also weighs `source_rows`, its share of the rows.
     """
 
     label_tokens: float
     micro_batches: int = 1
+    source_rows: float = 1.0
 
 
 class Student(nn.Module):
@@ -237,6 +239,7 @@ class Student(nn.Module):
         # --- domain classifier (behind the GRL, or the confusion loss) on question features of source (+ target)
         adv, layer = self.adversary, self.adversary.layer
         d_loss, src = adv.loss(*adv.features(hidden[layer], source.question_mask, source.domain), lam)
+        d_loss = d_loss * share.source_rows
         metrics.update(domain_ce_source=src["ce"], domain_acc_source=src["acc"], domain_acc=src["acc"])
         domains = source.domain
         if has_target:
