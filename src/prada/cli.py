@@ -25,8 +25,13 @@ def _data_synth(a: argparse.Namespace) -> None:
 
 
 def _teach(a: argparse.Namespace) -> None:
+    from prada.teacher.client import HFClient, parse_teacher
     from prada.teacher.zeroshot_cot import teach
+    from prada.train.backbones import resolve_model
 
+    kind, target = parse_teacher(a.teacher)
+    local = resolve_model(target) if kind == "hf" else target  # prada's own aliases (tiny-random, smollm2-135m)
+    skip = set(a.skip_domains or []) | (set() if a.include_targets or not a.config else _untrained_domains(a.config))
     stats = teach(
         Path(a.data),
         a.teacher,
@@ -36,8 +41,25 @@ def _teach(a: argparse.Namespace) -> None:
         max_tries=a.max_tries,
         keep_incorrect=a.keep_incorrect,
         datasets=a.datasets,
+        client=HFClient(local, name=a.teacher) if local != target else None,
+        skip_domains=sorted(skip),
     )
     print(f"teacher {a.teacher}: {stats}")
+
+
+def _untrained_domains(path: str) -> set[str]:
+    """Target domains of a run or experiment config that none of its runs trains on (their rationales go unused)."""
+    from prada.config import read_yaml_mapping
+
+    raw = read_yaml_mapping(Path(path), "config")
+    if not ({"methods", "protocol", "base"} & set(raw)):  # a run config
+        from prada.config import load_config
+
+        return set(load_config(path).data.target_domains)
+    from prada.experiment import load_experiment, plan_folds
+
+    folds = plan_folds(load_experiment(path))
+    return {d for _, _, targets in folds for d in targets} - {d for _, sources, _ in folds for d in sources}
 
 
 def _train(a: argparse.Namespace) -> None:
@@ -164,6 +186,13 @@ def _add_teach(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tries", type=int, default=6, help="attempts per request before it counts as failed")
     p.add_argument("--keep-incorrect", action="store_true", help="also keep rationales whose answer is wrong")
     p.add_argument("--datasets", nargs="*", default=None, help="only these dataset keys (default: all)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="run or experiment YAML you teach for: its target domains that no run trains on are skipped",
+    )
+    p.add_argument("--include-targets", action="store_true", help="with --config: teach its target domains too")
+    p.add_argument("--skip-domains", nargs="*", default=None, help="domains whose questions are not asked")
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:

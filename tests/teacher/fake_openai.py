@@ -10,6 +10,7 @@ for the first requests): 429 (Retry-After from `retry_after`), 500, timeout (sle
 before answering), truncated (half the JSON, consistent Content-Length), short (Content-Length
 larger than the body, then close), invalid (not JSON), empty (no choices), reset (close without
 a response). Every request is recorded: path, prompt, Authorization header, injected fault.
+`n` (several choices of one prompt) is honoured unless `honour_n=False`.
 Hostile modes (every request): `redirect` (answer 302 to that URL), `error_body` (status `status`
 with this body; `{auth}` becomes the Authorization header it got), `big_body` (a 200 whose body is
 this many bytes of JSON-looking junk, streamed, with a Content-Length if `big_body_length`), `trickle_s` (a 200 sent one byte every that many seconds).
@@ -89,8 +90,10 @@ class FakeOpenAI:
         big_body: int = 0,
         big_body_length: bool = True,
         trickle_s: float = 0.0,
+        honour_n: bool = True,
     ):
         self.big_body_length = big_body_length
+        self.honour_n = honour_n  # False: answer one choice whatever `n` asks, as some servers do
         self.redirect, self.error_body, self.big_body, self.trickle_s = redirect, error_body, big_body, trickle_s
         self.fault_rate, self.faults, self.retry_after = fault_rate, faults, retry_after
         self.script = list(script or [])
@@ -172,8 +175,9 @@ class FakeOpenAI:
         with self._lock:
             over = len(self.requests) >= self.max_requests
             fault = None if over else self._draw_fault()
+            n = body.get("n", 1) if self.honour_n and isinstance(body.get("n", 1), int) else 1
             self.requests.append(
-                {"path": h.path, "prompt": prompt, "auth": h.headers.get("Authorization"), "fault": fault}
+                {"path": h.path, "prompt": prompt, "auth": h.headers.get("Authorization"), "fault": fault, "n": n}
             )
             retry_after = self._rng.choice(self.retry_after)
         if self.delay:
@@ -195,13 +199,14 @@ class FakeOpenAI:
                 payload = {
                     "object": "chat.completion",
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        for i in range(n)
                     ],
                 }
             else:
                 payload = {
                     "object": "text_completion",
-                    "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                    "choices": [{"index": i, "text": text, "finish_reason": "stop"} for i in range(n)],
                 }
             if fault == "429":
                 return self._send(h, 429, {"error": {"message": "rate limited"}}, {"Retry-After": retry_after})

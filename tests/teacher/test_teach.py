@@ -124,6 +124,7 @@ def test_teach_writes_correct_rationales_and_reruns_from_cache(tmp_path):
         assert len(srv.requests) == 2 * 32  # the rerun asked nothing
     assert stats == {
         "items": 32,
+        "skipped": 0,
         "samples_done": 32,
         "from_cache": 0,
         "failed": 0,
@@ -360,3 +361,81 @@ def test_second_writer_on_the_same_cache_is_refused(tmp_path):
     with TeacherCache(path) as cache:  # released on close
         assert list(cache.records) == ["a"] and cache.records["a"]["rationale"] == "r"
     assert path.read_text().count("\n") == 1
+
+
+@pytest.mark.parametrize("honour_n", [True, False])
+def test_diverse_samples_of_a_question_take_one_request_where_the_endpoint_supports_n(tmp_path, honour_n):
+    data = make_data(tmp_path, n_arith=5, n_parity=3, n_pick=0)
+    with FakeOpenAI(honour_n=honour_n) as srv:
+        stats = run(data, srv, samples=4, temperature=0.7, keep_incorrect=True)
+        stage1 = [r for r in srv.requests if "\nTherefore" not in r["prompt"]]
+        stage2 = [r for r in srv.requests if "\nTherefore" in r["prompt"]]
+    assert stats["samples_done"] == 8 * 4 and stats["written"] == 8 * 4 and stats["failed"] == 0
+    assert len(stage2) == 8 * 4  # each sample's answer prompt differs: one request each
+    if honour_n:  # 8 questions: 8 requests with n=4 instead of 32 -> 24 requests saved
+        assert len(stage1) == 8 and {r["n"] for r in stage1} == {4}
+    else:  # the first reply had one choice: that request counts as one sample, the rest go one by one
+        assert len(stage1) == 8 * 4
+    assert len(set(cache_keys(data))) == 32
+
+
+def test_target_domains_are_skipped_unless_asked(tmp_path):
+    data = make_data(tmp_path)
+    before = (data / "pick" / "train.jsonl").read_bytes()
+    with FakeOpenAI() as srv:
+        stats = run(data, srv, skip_domains=["other"])
+        assert not any("which is largest" in r["prompt"] for r in srv.requests)
+        assert len(srv.requests) == 2 * (32 - 6)  # 12 requests saved on the 6 target questions
+    assert stats["skipped"] == 6 and stats["samples_done"] == 26
+    assert (data / "pick" / "train.jsonl").read_bytes() == before  # left exactly as it was
+
+
+def test_the_cli_skips_the_target_domains_of_the_config_it_teaches_for(tmp_path, monkeypatch):
+    from prada.cli import _untrained_domains
+
+    run_cfg = tmp_path / "run.yaml"
+    run_cfg.write_text("data:\n  target_domains: [other]\n")
+    assert _untrained_domains(str(run_cfg)) == {"other"}
+    lodo = tmp_path / "lodo.yaml"
+    lodo.write_text("methods: [ft-cot]\nprotocol: leave-one-domain-out\nbase: {data: {benchmark: synth}}\n")
+    assert _untrained_domains(str(lodo)) == set()  # every domain is some fold's source
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("methods: [prada]\nprotocol: explicit\ntarget_domains: [symbolic]\n")
+    assert _untrained_domains(str(explicit)) == {"symbolic"}
+
+
+def test_hf_teacher_stops_generating_at_the_stop_string(counting_model):
+    from prada.teacher.client import HFClient
+
+    client = HFClient(str(counting_model))
+    generated = []
+    generate = client.model.generate
+
+    def counting(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        generated.append(out.shape[1] - kwargs["input_ids"].shape[1])
+        return out
+
+    client.model.generate = counting
+    prompts = ["kq ###", "a ###", "mb ###"]
+    full = client.complete(prompts, 64, 0.0)
+    cut = client.complete(prompts, 64, 0.0, stop=[" u"])
+    assert cut == [t[: t.index(" u")] for t in full] and cut[0] == " r s t"
+    # decoding ended when the last row wrote the stop string (byte tokens: one a character), not at the budget
+    assert generated[1] == max(t.index(" u") + len(" u") for t in full) < generated[0], generated
+    assert client.complete(prompts, 64, 0.0) == [client.complete([p], 64, 0.0)[0] for p in prompts]  # batched = alone
+
+
+def test_hf_teacher_knows_prada_aliases_and_never_asks_the_hub(tmp_path, monkeypatch, capsys):
+    from prada.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = make_data(tmp_path, n_arith=1, n_parity=0, n_pick=0)
+    main(["teach", "--data", str(data), "--teacher", "hf:tiny-random", "--keep-incorrect", "--quiet"])
+    out = capsys.readouterr().out
+    assert "'samples_done': 1" in out and "'failed': 0" in out
+    assert all(
+        r.teacher == "hf:tiny-random"
+        for ex in read_examples(data / "arith" / "train.jsonl")
+        for r in ex.rationales[-1:]
+    )

@@ -245,6 +245,7 @@ class OpenAIClient:
     """
 
     batch_size = 1
+    supports_n = True  # several samples of one prompt in one request; False once the endpoint ignores `n`
 
     def __init__(
         self,
@@ -310,10 +311,22 @@ class OpenAIClient:
         self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> list[str]:
         check_temperature(temperature)
-        return [self._complete_one(p, max_tokens, temperature, stop) for p in prompts]
+        return [self._complete_one(p, max_tokens, temperature, stop)[0] for p in prompts]
 
-    def _payload(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> bytes:
-        body: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature, "n": 1}
+    def complete_n(
+        self, prompt: str, n: int, max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> list[str]:
+        """`n` completions of one prompt in one request (`n=`); an endpoint that answers fewer choices
+        (it ignores `n`) gets the rest one request each, and this client stops asking it for `n`."""
+        check_temperature(temperature)
+        texts = self._complete_one(prompt, max_tokens, temperature, stop, n) if self.supports_n else []
+        if len(texts) < n:
+            self.supports_n = False
+            texts += [self._complete_one(prompt, max_tokens, temperature, stop)[0] for _ in range(n - len(texts))]
+        return texts[:n]
+
+    def _payload(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None, n: int = 1) -> bytes:
+        body: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature, "n": n}
         if self.chat:
             body["messages"] = [{"role": "user", "content": prompt}]
         else:
@@ -322,8 +335,11 @@ class OpenAIClient:
             body["stop"] = stop
         return json.dumps(body).encode("utf-8")
 
-    def _complete_one(self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None) -> str:
-        data = self._payload(prompt, max_tokens, temperature, stop)
+    def _complete_one(
+        self, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None, n: int = 1
+    ) -> list[str]:
+        """The reply's choices (in `index` order) to one request asking for `n`."""
+        data = self._payload(prompt, max_tokens, temperature, stop, n)
         last = "no attempt"
         if self._stop.is_set():
             raise TeacherError("cancelled")
@@ -341,7 +357,7 @@ class OpenAIClient:
                 self._sleep(delay)
         raise TeacherError(f"{self.url}: gave up after {self.max_tries} tries; last error: {last}")
 
-    def _request(self, data: bytes) -> str:
+    def _request(self, data: bytes) -> list[str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
@@ -399,15 +415,18 @@ class OpenAIClient:
             raise _Retry(f"response larger than {cap} bytes")
         return raw
 
-    def _text(self, obj: object) -> str:
+    def _text(self, obj: object) -> list[str]:
         choices = obj.get("choices") if isinstance(obj, dict) else None
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
             raise _Retry("response has no choices")
-        first = choices[0]
-        text = first.get("message", {}).get("content") if self.chat else first.get("text")
-        if not isinstance(text, str):
-            raise _Retry("response choice has no text")
-        return text
+        texts = []
+        for choice in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0):
+            message = choice.get("message") if self.chat else None
+            text = (message.get("content") if isinstance(message, dict) else None) if self.chat else choice.get("text")
+            if not isinstance(text, str):
+                raise _Retry("response choice has no text")
+            texts.append(text)
+        return texts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,7 +438,8 @@ class HFClient:
     """A local causal LM (path or hub id) with batched, left-padded generation; greedy at T=0.
 
     `trust_remote_code` stays off: only architectures built into transformers load.
-    Stop strings are applied to the decoded text (the model still generates up to max_tokens).
+    Stop strings end a row's generation as soon as it writes one (`generate(stop_strings=...)`), and
+    the text is cut before it.
     """
 
     max_workers = 1  # generation batches run one at a time; batching gives the throughput
@@ -452,6 +472,8 @@ class HFClient:
         torch = self._torch
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.device)
         kwargs: dict = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if stop:  # stop decoding there instead of spending the whole budget and cutting afterwards
+            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
         else:

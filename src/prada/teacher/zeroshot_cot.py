@@ -55,9 +55,11 @@ def _ask(
     """Both stages for a group of units; returns one cache record per unit."""
     from prada.answers import extract_teacher_answer
 
-    rationales = client.complete(
-        [stage1_prompt(u.example.question) for u in units], max_rationale_tokens, temperature, STOP
-    )
+    prompts = [stage1_prompt(u.example.question) for u in units]
+    if len(units) > 1 and len(set(prompts)) == 1:  # the samples of one question: one request with n=D
+        rationales = client.complete_n(prompts[0], len(units), max_rationale_tokens, temperature, STOP)
+    else:
+        rationales = client.complete(prompts, max_rationale_tokens, temperature, STOP)
     answers = client.complete(
         [stage2_prompt(u.example, r) for u, r in zip(units, rationales)], max_answer_tokens, 0.0, STOP
     )
@@ -127,6 +129,7 @@ def teach(
     datasets: list[str] | None = None,
     client=None,
     *,
+    skip_domains: tuple[str, ...] | list[str] = (),
     max_rationale_tokens: int = 256,
     max_answer_tokens: int = 32,
     progress: bool = True,
@@ -140,8 +143,10 @@ def teach(
     summary.json's `n_train_with_correct_rationale` is updated. Samples that still fail after
     `max_tries` tries are counted in `failed` (items) and asked again by the next run.
     `client` overrides the back-end built from `teacher` (then its own retry settings apply).
+    Questions of `skip_domains` are not asked and keep their rationales: a run's target domains,
+    whose training rationales are blanked before anything trains on them.
 
-    Returns {"items", "samples_done", "from_cache", "failed", "correct", "written", "failed_ids"}.
+    Returns {"items", "skipped", "samples_done", "from_cache", "failed", "correct", "written", "failed_ids"}.
     """
     from prada.answers import is_correct
 
@@ -156,9 +161,12 @@ def teach(
     by_dataset = {name: read_examples(data_dir / name / "train.jsonl") for name in names}
 
     with TeacherCache(cache_path(data_dir, teacher)) as cache:
-        units, keys, from_cache = [], {}, 0
+        units, keys, from_cache, skipped = [], {}, 0, 0
         for name, examples in by_dataset.items():
             for ex in examples:
+                if ex.domain in skip_domains:
+                    skipped += 1
+                    continue
                 for k in range(samples):
                     key = sample_key(name, ex.id, k, temperature, ex.question)
                     keys[(name, ex.id, k)] = key
@@ -181,6 +189,8 @@ def teach(
     summary = _read_summary(summary_path)
     for name, examples in by_dataset.items():
         for ex in examples:
+            if ex.domain in skip_domains:
+                continue
             mine = []
             for k in range(samples):
                 rec = records.get(keys[(name, ex.id, k)])
@@ -201,6 +211,7 @@ def teach(
     failed_ids = sorted({f"{u.dataset}/{u.example.id}" for u in failed})
     return {
         "items": sum(len(v) for v in by_dataset.values()),
+        "skipped": skipped,
         "samples_done": len(units) - len(failed),
         "from_cache": from_cache,
         "failed": len(failed_ids),
@@ -222,7 +233,13 @@ def _run_units(
 
     workers = max(1, min(int(concurrency), int(getattr(client, "max_workers", 1))))
     size = max(1, int(getattr(client, "batch_size", 1)))
-    groups = [units[i : i + size] for i in range(0, len(units), size)]
+    if getattr(client, "supports_n", False):  # one request per question for all its missing samples
+        by_question: dict[tuple[str, str], list[_Unit]] = {}
+        for u in units:
+            by_question.setdefault((u.dataset, u.example.id), []).append(u)
+        groups = list(by_question.values())
+    else:
+        groups = [units[i : i + size] for i in range(0, len(units), size)]
     abort_after = max(10, 4 * workers)
     failed: list[_Unit] = []
     streak = 0
