@@ -116,10 +116,15 @@ def test_embedded_default_loads_and_plans(tmp_path):
     exp = load_experiment(None)
     assert default_config_path().exists() and exp.name == "default"
     runs = plan_runs(exp, tmp_path)
-    assert [(r.method, r.fold) for r in runs] == [("zero-shot", "other"), ("ft-cot", "other"), ("prada", "other")]
-    assert runs[0].config.student.model == "smollm2-135m"
-    assert runs[2].config.data.target_domains == ["other"]
-    assert set(runs[2].config.data.source_domains) == {"arithmetic", "symbolic", "commonsense"}
+    assert [(r.method, r.fold) for r in runs] == [
+        ("prior", "other"),
+        ("zero-shot", "other"),
+        ("ft-cot", "other"),
+        ("prada", "other"),
+    ]
+    assert runs[1].config.student.model == "smollm2-135m"
+    assert runs[3].config.data.target_domains == ["other"]
+    assert set(runs[3].config.data.source_domains) == {"arithmetic", "symbolic", "commonsense"}
 
 
 @pytest.mark.parametrize("path", EXPERIMENT_CONFIGS, ids=lambda p: p.name)
@@ -138,7 +143,8 @@ def test_protocols_and_overrides(tmp_path):
     folds = plan_folds(exp)
     assert [f[0] for f in folds] == ["arithmetic", "other", "symbolic"]  # every domain of the selected data
     runs = plan_runs(exp, tmp_path)
-    assert len(runs) == 3 * 2 * 2
+    assert len(runs) == 3 * 2 * 2 - 3  # zero-shot trains nothing: one run per fold, paired with every seed
+    assert [r.seed for r in runs if r.method == "zero-shot"] == [0, 0, 0]
     prada = next(r for r in runs if r.method == "prada")
     assert prada.config.adversary.lambda_max == 0.3 and prada.config.train.max_steps == 3
     assert next(r for r in runs if r.method == "zero-shot").config.adversary.lambda_max == 0.1

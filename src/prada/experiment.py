@@ -231,9 +231,13 @@ def data_domains(cfg: RunConfig) -> list[str]:
         found = set(load_distillation_set(selected, cfg.seed).domains)
         return ordered_domains(found)
     if d.train_files or d.test_files:
-        from prada.data.schema import read_examples
+        from prada.data.hub import read_example_file
 
-        found |= {ex.domain for p in (*d.train_files, *d.test_files) for ex in read_examples(p)}
+        found |= {
+            ex.domain
+            for p, split in [*((p, "train") for p in d.train_files), *((p, "test") for p in d.test_files)]
+            for ex in read_example_file(p, d.hub_columns, d.hub_values, split)
+        }
     return ordered_domains(found)
 
 
@@ -254,11 +258,17 @@ def plan_folds(exp: ExperimentConfig) -> list[tuple[str, list[str], list[str]]]:
 
 
 def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
-    """Every (method, fold, seed) run, fold-major so that one fold's methods finish together."""
+    """Every (method, fold, seed) run, fold-major so that one fold's methods finish together.
+
+    Methods that train nothing (prior, zero-shot: greedy and deterministic) run for the first seed
+    only; the report pairs that one run with every seed of the others.
+    """
     runs = []
     for fold, sources, targets in plan_folds(exp):
         for seed in exp.seeds:
             for method in exp.methods:
+                if not method_spec(method).train and seed != exp.seeds[0]:
+                    continue
                 cfg = run_config(exp, method, seed, sources, targets)
                 name = f"{method}__{fold}__seed{seed}"
                 if name_problem(name):  # a domain read from the data names the fold

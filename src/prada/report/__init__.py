@@ -209,6 +209,10 @@ def paired_differences(records: list[dict], flags_of: dict[str, Flags], n_boot: 
         for fold in dict.fromkeys(r["fold"] for r in records):
             runs_a = {r["seed"]: r for r in records if r["method"] == a and r["fold"] == fold}
             runs_b = {r["seed"]: r for r in records if r["method"] == b and r["fold"] == fold}
+            for x, y in ((runs_a, a), (runs_b, b)):  # an untrained method ran once: it pairs with every seed
+                if len(x) == 1 and not method_spec(y).train:
+                    only = next(iter(x.values()))
+                    x.update({seed: only for seed in {r["seed"] for r in records if r["fold"] == fold}})
             seeds = sorted(set(runs_a) & set(runs_b))
             if not seeds:
                 continue

@@ -1,0 +1,183 @@
+"""Issue 16, item 1: does the adversary do its job under some setting? Short runs on the TUNING fold only.
+
+Every setting trains `prada` (or `ptune`, the no-adversary reference) on ftcot12 with target domain
+`symbolic` (the tuning fold of docs/results.md), logging the held-out diagnostics every few steps.
+A setting PASSES when, at the last logged step, the fresh capacity-limited probe's held-out domain
+accuracy is within 10 points of the majority rate AND the held-out source CoT loss is within 5% of
+ptune's at the same step. Runs resume (a killed sweep loses at most a checkpoint interval); each
+finished run's train_log.jsonl is copied to results/control/<setting>/, never weights.
+
+    python scripts/positive_control.py --source ../shared/data            # every setting, then the table
+    python scripts/positive_control.py --source ../shared/data --only ptune,default
+    python scripts/positive_control.py --table-only                       # table + plot from results/control
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results" / "control"
+
+# The common settings: fixed before any control run, the study's training settings at short scale.
+BASE = [
+    "data.benchmark=ftcot12",
+    "data.target_domains=[symbolic]",
+    "data.max_train_per_dataset=24",
+    "data.max_test_per_dataset=32",
+    "student.model=smollm2-135m",
+    "student.max_length=320",
+    "train.max_steps=24",
+    "train.batch_size=8",
+    "train.lr=1.5e-4",
+    "train.warmup_steps=2",
+    "train.eval_every=6",
+    "train.save_every=12",
+    "adversary.target_batch_size=4",
+    "seed=0",
+]
+
+# name -> (method, overrides). Levers of issue 16: lambda_max, constant vs ramp, head lr equal to the
+# backbone's, a weaker head, the feature layer, pooling, and the confusion loss.
+SETTINGS: dict[str, tuple[str, list[str]]] = {
+    "ptune": ("ptune", []),
+    "default": ("prada", []),  # lambda 0.1 dann ramp, head lr 1e-3, MLP head, top layer, mean pooling
+    "grl-l1-const-headlr": (
+        "prada",
+        ["adversary.lambda_max=1.0", "adversary.schedule=constant", "adversary.lr=1.5e-4"],
+    ),
+    "grl-l0.3-const-headlr-linear-mid": (
+        "prada",
+        [
+            "adversary.lambda_max=0.3",
+            "adversary.schedule=constant",
+            "adversary.lr=1.5e-4",
+            "adversary.head=linear",
+            "adversary.layer=15",
+        ],
+    ),
+    "confusion-l1-const-mid": (
+        "prada",
+        ["adversary.loss=confusion", "adversary.lambda_max=1.0", "adversary.schedule=constant", "adversary.layer=15"],
+    ),
+    "confusion-l3-const-mid-tokens": (
+        "prada",
+        [
+            "adversary.loss=confusion",
+            "adversary.lambda_max=3.0",
+            "adversary.schedule=constant",
+            "adversary.layer=15",
+            "adversary.pooling=tokens",
+        ],
+    ),
+}
+
+
+def run_setting(name: str, source: str, work: Path, data_dir: Path) -> Path:
+    from prada.config import load_config
+    from prada.train.loop import train
+
+    method, overrides = SETTINGS[name]
+    run_dir = work / name
+    cfg = load_config(
+        None, [*BASE, f"data.source={source}", f"data.data_dir={data_dir}", f"method={method}", *overrides]
+    )
+    has_checkpoint = (run_dir / "checkpoint").exists() or (run_dir / ".checkpoint.old").exists()
+    train(
+        None if has_checkpoint else cfg, None if has_checkpoint else run_dir, resume=run_dir if has_checkpoint else None
+    )
+    dest = RESULTS / name
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run_dir / "train_log.jsonl", dest / "train_log.jsonl")
+    (dest / "setting.json").write_text(json.dumps({"method": method, "overrides": overrides, "base": BASE}, indent=2))
+    return dest
+
+
+def last_heldout(rows: list[dict]) -> dict:
+    held = [r for r in rows if "heldout_probe_majority" in r]
+    return held[-1] if held else {}
+
+
+def table() -> dict:
+    """Every setting's figures at the last held-out evaluation, and the pass/fail verdict."""
+    logs = {}
+    for d in sorted(RESULTS.glob("*/train_log.jsonl")):
+        logs[d.parent.name] = [json.loads(line) for line in d.read_text().splitlines() if line.strip()]
+    ref = last_heldout(logs.get("ptune", []))
+    out = {}
+    for name, rows in logs.items():
+        last = last_heldout(rows)
+        if not last:
+            continue
+        probe, majority = last.get("heldout_probe_acc"), last["heldout_probe_majority"]
+        loss, ref_loss = last.get("heldout_lm_loss_source"), ref.get("heldout_lm_loss_source")
+        probe_ok = probe is not None and probe - majority <= 0.10
+        loss_ok = loss is not None and ref_loss is not None and loss <= 1.05 * ref_loss
+        out[name] = {
+            "step": last["step"],
+            "heldout_probe_acc": probe,
+            "heldout_probe_full_acc": last.get("heldout_probe_full_acc"),
+            "heldout_probe_majority": majority,
+            "heldout_head_acc": last.get("heldout_head_acc"),
+            "heldout_lm_loss_source": loss,
+            "cot_loss_vs_ptune": round(loss / ref_loss, 4) if loss and ref_loss else None,
+            "train_domain_acc": last.get("domain_acc"),
+            "passes": bool(probe_ok and loss_ok) if name != "ptune" else None,
+        }
+    return out
+
+
+def plot(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, d in enumerate(sorted(RESULTS.glob("*/train_log.jsonl"))):
+        rows = [json.loads(line) for line in d.read_text().splitlines() if line.strip()]
+        held = [r for r in rows if "heldout_probe_majority" in r]
+        if not held:
+            continue
+        steps = [r["step"] for r in held]
+        left.plot(steps, [r.get("heldout_probe_acc") for r in held], marker="o", color=f"C{i}", label=d.parent.name)
+        right.plot(steps, [r.get("heldout_lm_loss_source") for r in held], marker="o", color=f"C{i}")
+        if i == 0:
+            left.plot(steps, [r["heldout_probe_majority"] for r in held], "k--", lw=0.8, label="majority rate")
+    left.set(title="held-out domain probe (fresh, PCA-8) accuracy", xlabel="step", ylim=(0, 1.05))
+    right.set(title="held-out source CoT loss", xlabel="step")
+    left.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle("Positive control, tuning fold (target symbolic), SmolLM2-135M-Instruct (Q4_1 dequantised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--work", default=str(REPO / "runs" / "control"), help="run folders (weights stay here)")
+    ap.add_argument("--only", default="", help="comma-separated setting names")
+    ap.add_argument("--table-only", action="store_true")
+    a = ap.parse_args()
+    if not a.table_only:
+        work = Path(a.work)
+        names = [n for n in a.only.split(",") if n] or list(SETTINGS)
+        for name in names:
+            print(f"[control] {name}", file=sys.stderr)
+            run_setting(name, a.source, work, work / "data-ftcot12")
+    result = table()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "table.json").write_text(json.dumps(result, indent=2))
+    plot(RESULTS / "heldout_probe.png")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
