@@ -40,6 +40,12 @@ class DataConfig:
     """Extra custom JSONL training files (SPEC example format, with rationales)."""
     test_files: list[str] = field(default_factory=list)
     """Extra custom JSONL evaluation files."""
+    hub_columns: list[str] = field(default_factory=list)
+    """For `hf:NAME[#CONFIG][@SPLIT]` entries of train_files/test_files (a hub id or a local dataset folder,
+    read with `datasets`): FIELD=COLUMN pairs mapping the schema's fields (question, answer, answer_type,
+    domain, dataset, id, choices, rationale) to the dataset's columns; columns named like a field need none."""
+    hub_values: list[str] = field(default_factory=list)
+    """Constant fields of every row of those datasets, FIELD=VALUE (e.g. answer_type=number, domain=arithmetic)."""
     max_train_per_dataset: int = 0
     """Cap on training questions per dataset (0: all)."""
     max_test_per_dataset: int = 0

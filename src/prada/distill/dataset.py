@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prada.config import DataConfig
+from prada.data.hub import read_example_file
 from prada.data.schema import Example, read_examples
 from prada.errors import ConfigError, DataError
 
@@ -148,7 +149,7 @@ def answer_priors(cfg: DataConfig) -> dict[str, str]:
     folder = data_folder(cfg)
     train_by_ds = _read_split(folder, "train") if folder else {}
     for path in cfg.train_files:
-        for ex in read_examples(path):
+        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "train"):
             train_by_ds.setdefault(ex.dataset, []).append(ex)
     priors = {}
     for ds, exs in train_by_ds.items():
@@ -198,10 +199,10 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
         train_by_ds = {k: v for k, v in train_by_ds.items() if k in cfg.datasets}
         test_by_ds = {k: v for k, v in test_by_ds.items() if k in cfg.datasets}
     for path in cfg.train_files:
-        for ex in read_examples(path):
+        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "train"):
             train_by_ds.setdefault(ex.dataset, []).append(ex)
     for path in cfg.test_files:
-        for ex in read_examples(path):
+        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "test"):
             test_by_ds.setdefault(ex.dataset, []).append(ex)
 
     for ds, exs in (*train_by_ds.items(), *test_by_ds.items()):
