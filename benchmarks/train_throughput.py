@@ -9,6 +9,8 @@ subprocess so that peak RSS is per contender:
   i.e. wall time between consecutive logged steps: data, forward, backward, clip, optimizer, log).
 - `hf-trainer`: `transformers.Trainer` (its default optimizer, bf16 via TrainingArguments(bf16=True),
   use_cpu on a CPU), the same collate function; step times between consecutive `on_step_end` callbacks.
+- `hf-trainer-grouped`: the same Trainer with its length-grouped sampler (`group_by_length`), the
+  strong baseline: the plain one samples at random and pads every batch to its longest row.
 
 The first --warmup steps of each are skipped. The machine's matmul peak (a large torch.matmul in
 the same dtype) is measured in the same run, so the FLOP rate 6 * params * tokens/s can be read as
@@ -47,7 +49,7 @@ from _common import (  # noqa: E402
     sync,
 )
 
-CONTENDERS = ("prada", "ft-cot", "hf-trainer")
+CONTENDERS = ("prada", "ft-cot", "hf-trainer", "hf-trainer-grouped")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -298,7 +300,11 @@ def target_layer_share(model: str, layer: int) -> float:
     return 1.0 if index == n else index / n
 
 
-def hf_trainer_worker(a: argparse.Namespace) -> dict:
+def hf_trainer_worker(a: argparse.Namespace, grouped: bool = False) -> dict:
+    """transformers.Trainer on prada's items and collate; `grouped`: its length-grouped sampler, the
+    strong baseline against prada's length-grouped batches (the plain Trainer samples at random)."""
+    import dataclasses
+
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from prada.distill.collate import collate
@@ -315,7 +321,7 @@ def hf_trainer_worker(a: argparse.Namespace) -> dict:
     padded: list[int] = []
 
     def collator(features):  # prada's own collate: same padding, same -100 label mask
-        b = collate(features, pad_id, multiple)
+        b = collate([f["item"] if isinstance(f, dict) else f for f in features], pad_id, multiple)
         real.append(int(b.attention_mask.sum()))
         labelled.append(b.num_target_tokens)
         padded.append(b.input_ids.numel())
@@ -331,8 +337,18 @@ def hf_trainer_worker(a: argparse.Namespace) -> dict:
             sync(device)
             ends.append(time.perf_counter())
 
+    grouping = {}
+    if grouped:  # the Trainer reads each example's length from its input_ids
+        fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+        grouping = (
+            {"train_sampling_strategy": "group_by_length"}
+            if "train_sampling_strategy" in fields
+            else {"group_by_length": True}
+        )
+        items = [{"input_ids": it.prompt_ids + it.target_ids, "item": it} for it in items]
     args = TrainingArguments(
-        output_dir=str(Path(a.workdir) / f"run-hf-trainer-r{a.round}"),
+        output_dir=str(Path(a.workdir) / f"run-hf-trainer{'-grouped' if grouped else ''}-r{a.round}"),
+        **grouping,
         per_device_train_batch_size=a.batch,
         max_steps=a.warmup + a.steps,
         learning_rate=cfg.train.lr,
@@ -428,8 +444,8 @@ def profile_worker(a: argparse.Namespace) -> dict:
 def worker_main(a: argparse.Namespace) -> None:
     if a.worker in ("prada", "ft-cot"):
         result = prada_worker(a, a.worker)
-    elif a.worker == "hf-trainer":
-        result = hf_trainer_worker(a)
+    elif a.worker in ("hf-trainer", "hf-trainer-grouped"):
+        result = hf_trainer_worker(a, grouped=a.worker == "hf-trainer-grouped")
     elif a.worker == "profile":
         result = profile_worker(a)
     else:
@@ -560,12 +576,15 @@ def main(argv: list[str] | None = None) -> dict:
         "prada_tokens_per_s": prada_tps,
         "ftcot_tokens_per_s": get("ft-cot", "tokens_per_s"),
         "hf_trainer_tokens_per_s": get("hf-trainer", "tokens_per_s"),
+        "hf_trainer_grouped_tokens_per_s": get("hf-trainer-grouped", "tokens_per_s"),
         "supervised_tokens_per_s": {
             k: v["supervised_tokens_per_s"] for k, v in results.items() if "supervised_tokens_per_s" in v
         },
         "pad_fraction": {k: round(v["pad_fraction"], 4) for k, v in results.items() if "pad_fraction" in v},
         "prada_vs_hf_trainer": ratio(prada_tps, get("hf-trainer", "tokens_per_s")),
         "ftcot_vs_hf_trainer": ratio(get("ft-cot", "tokens_per_s"), get("hf-trainer", "tokens_per_s")),
+        "prada_vs_hf_trainer_grouped": ratio(prada_tps, get("hf-trainer-grouped", "tokens_per_s")),
+        "ftcot_vs_hf_trainer_grouped": ratio(get("ft-cot", "tokens_per_s"), get("hf-trainer-grouped", "tokens_per_s")),
         "prada_vs_ftcot_step_time": ratio(get("prada", "step_s_median"), get("ft-cot", "step_s_median")),
         # positions the adversary's target batches add to the source batch's: prada's step does about
         # this much more backbone work than ft-cot's, so the step-time ratio cannot fall far below 1 + it

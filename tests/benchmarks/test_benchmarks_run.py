@@ -22,7 +22,9 @@ def test_train_throughput_quick(tmp_path):
         "dtype",
         "prada_tokens_per_s",
         "hf_trainer_tokens_per_s",
+        "hf_trainer_grouped_tokens_per_s",
         "prada_vs_hf_trainer",
+        "prada_vs_hf_trainer_grouped",
         "prada_vs_ftcot_step_time",
         "peak_rss_gib",
         "flop_fraction_of_peak",
@@ -50,6 +52,14 @@ def test_eval_throughput_quick(tmp_path):
             str(tmp_path),
         ]
     )
-    for key in ("model", "prada_eval_tokens_per_s", "naive_tokens_per_s", "eval_vs_naive", "same_predictions"):
+    for key in (
+        "model",
+        "prada_eval_tokens_per_s",
+        "naive_tokens_per_s",
+        "eval_vs_naive",
+        "same_predictions",
+        "batched_generate_tokens_per_s",
+        "eval_vs_batched_generate",
+    ):
         assert out[key] is not None, key
     assert out["same_predictions"] is True  # fp32: batched greedy decoding must give the per-example tokens
