@@ -299,3 +299,32 @@ def make_teach_data(root: Path, n_arith: int = 16, n_parity: int = 8, n_pick: in
         }
     (root / "summary.json").write_text(json.dumps(summary))
     return root
+
+
+# --- shared by the bad-input tests ---------------------------------------------------------------------------
+
+VALID = {
+    "question": "What is 2 + 3?",
+    "answer": "5",
+    "answer_type": "number",
+    "domain": "arithmetic",
+    "dataset": "toy",
+    "id": "toy-1",
+    "rationales": [{"text": "2 + 3 = 5.", "answer": "5", "correct": True, "teacher": "t"}],
+}
+"""One valid example line (as a dict) for tests to mutate."""
+
+
+def cli_error(*argv: str, capsys) -> str:
+    """Run prada in-process; assert exit 2 with one `prada: error:` line and no traceback; return that line."""
+    import pytest
+
+    from prada.cli import main
+
+    with pytest.raises(SystemExit) as ei:
+        main(list(argv))
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("prada:")]  # progress bars share stderr
+    assert ei.value.code == 2, err
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("prada: error:"), err
+    return lines[0]

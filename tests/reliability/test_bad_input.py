@@ -19,6 +19,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from reliability.harness import VALID
 
 from prada.config import RunConfig, load_config, parse_overrides
 from prada.data.registry import ANSWER_TYPES
@@ -37,15 +38,6 @@ FAST = settings(
 
 # --- example JSONL -------------------------------------------------------------------------------------
 
-VALID = {
-    "question": "What is 2 + 3?",
-    "answer": "5",
-    "answer_type": "number",
-    "domain": "arithmetic",
-    "dataset": "toy",
-    "id": "toy-1",
-    "rationales": [{"text": "2 + 3 = 5.", "answer": "5", "correct": True, "teacher": "t"}],
-}
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
 json_values = st.recursive(

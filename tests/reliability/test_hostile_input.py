@@ -12,39 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reliability.harness import VALID, cli_error
 
 from prada.config import load_config
 from prada.data.schema import read_examples
 from prada.errors import ConfigError, DataError, PradaError
 
 REPO = Path(__file__).resolve().parents[2]
-VALID = {
-    "question": "What is 2 + 3?",
-    "answer": "5",
-    "answer_type": "number",
-    "domain": "arithmetic",
-    "dataset": "toy",
-    "id": "toy-1",
-    "rationales": [{"text": "2 + 3 = 5.", "answer": "5", "correct": True, "teacher": "t"}],
-}
 
 
 def _write(path: Path, *objs: dict | str) -> Path:
     path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objs), encoding="utf-8")
     return path
-
-
-def _cli(*argv: str, capsys) -> str:
-    """Run prada in-process; assert exit 2 with one `prada: error:` line; return that line."""
-    from prada.cli import main
-
-    with pytest.raises(SystemExit) as ei:
-        main(list(argv))
-    err = capsys.readouterr().err
-    lines = [x for x in err.splitlines() if x.startswith("prada:")]  # progress bars share stderr
-    assert ei.value.code == 2, err
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("prada: error:"), err
-    return lines[0]
 
 
 # --- item 2: names that would leave their folder ----------------------------------------------------------
@@ -112,7 +91,7 @@ def test_a_traversing_domain_in_the_data_never_reaches_the_file_system(tmp_path,
             }
         )
     )
-    err = _cli("run", "--config", str(exp), capsys=capsys)
+    err = cli_error("run", "--config", str(exp), capsys=capsys)
     assert "domain" in err
     assert (victim / "keep.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
         "data",
@@ -149,7 +128,7 @@ def test_tolerant_readers_survive_huge_integers_deep_nesting_and_non_objects(tmp
 
 
 def test_run_config_naming_a_folder_is_one_error_line(tmp_path, capsys):
-    assert "experiment config" in _cli("run", "--config", str(tmp_path), capsys=capsys)
+    assert "experiment config" in cli_error("run", "--config", str(tmp_path), capsys=capsys)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +152,7 @@ def test_recursive_deep_and_alias_bomb_yaml_is_one_error_line_at_once(tmp_path, 
     path.write_text(text)
     t0 = time.monotonic()
     argv = ["run", "--config", str(path)] if command == "run" else ["train", "--config", str(path), "--out", "R"]
-    err = _cli(*argv, capsys=capsys)
+    err = cli_error(*argv, capsys=capsys)
     assert words in err and str(path) in err
     assert time.monotonic() - t0 < 5
 
@@ -198,7 +177,7 @@ def test_no_space_left_on_device_is_one_error_line(tmp_path, capsys, monkeypatch
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(prada.io, "atomic_write_bytes", full)
-    err = _cli("data", "synth", "--out", str(tmp_path / "d"), "--n-train", "4", "--n-test", "2", capsys=capsys)
+    err = cli_error("data", "synth", "--out", str(tmp_path / "d"), "--n-train", "4", "--n-test", "2", capsys=capsys)
     assert "No space left on device" in err and "free" in err
 
 

@@ -15,25 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reliability.harness import cli_error
 from tiny import tiny_config
 
 from prada.errors import PradaError
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ["train.max_steps=4", "train.save_every=2", "train.save_every_minutes=0"]
-
-
-def _cli(*argv: str, capsys) -> str:
-    """Run prada in-process; assert exit 2 with one `prada: error:` line and no traceback; return that line."""
-    from prada.cli import main
-
-    with pytest.raises(SystemExit) as ei:
-        main(list(argv))
-    err = capsys.readouterr().err
-    lines = [x for x in err.splitlines() if x.startswith("prada:")]  # progress bars share stderr
-    assert ei.value.code == 2, err
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("prada: error:"), err
-    return lines[0]
+STEPS = ["train.max_steps=4", "train.save_every=2", "train.save_every_minutes=0", "eval.max_new_tokens=16"]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +84,7 @@ def test_trust_remote_code_in_a_run_folder_needs_the_users_own_flag(finished, in
     cfg["student"]["trust_remote_code"] = True
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     argv = ["train", "--resume", str(run)] if command == "train" else [command, "--run", str(run)]
-    err = _cli(*argv, capsys=capsys)
+    err = cli_error(*argv, capsys=capsys)
     assert "trust_remote_code" in err and "PRADA_TRUST_REMOTE_CODE=1" in err
 
 
@@ -118,32 +106,35 @@ def _start_training(run: Path, data_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "prada", "train", "--config", str(REPO / "configs" / "tiny.yaml")]
     argv += [f"data.data_dir={data_dir}", "train.max_steps=100000", "train.save_every=0", "--out", str(run)]
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # output to a file, not a pipe: nobody reads a pipe while the test waits, and a full one blocks the child
+    out = open(run.parent / f"{run.name}.out", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
 def _wait_for_log(proc: subprocess.Popen, run: Path, lines: int = 2, timeout: float = 120) -> None:
     t0 = time.monotonic()
     log = run / "train_log.jsonl"
     while not (log.exists() and len(log.read_text().splitlines()) >= lines):
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, (run.parent / f"{run.name}.out").read_text()
         assert time.monotonic() - t0 < timeout, "training never logged"
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_checkpoint_like_ctrl_c_and_a_second_process_is_refused(data_dir, tmp_path, capsys, sig):
     run = tmp_path / "run"
     proc = _start_training(run, data_dir)
     try:
         _wait_for_log(proc, run)
         if sig == signal.SIGTERM:  # item 6: while it trains, a second train/resume/run on the folder is refused
-            err = _cli("train", "--resume", str(run), capsys=capsys)
+            err = cli_error("train", "--resume", str(run), capsys=capsys)
             assert "another prada process" in err
             logged = len((run / "train_log.jsonl").read_text().splitlines())
         t0 = time.monotonic()
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
         stopped = time.monotonic() - t0
+        stderr = (tmp_path / "run.out").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -163,7 +154,7 @@ def test_a_second_prada_run_on_the_same_experiment_is_refused(tmp_path, capsys):
 
     root = tmp_path / "out" / "tiny-run"
     with folder_lock(root, "test"):
-        err = _cli(
+        err = cli_error(
             "run", "--config", str(REPO / "configs" / "tiny-run.yaml"), f"out_dir={tmp_path / 'out'}", capsys=capsys
         )
     assert "another prada process" in err
@@ -176,7 +167,7 @@ def test_a_second_prada_eval_on_the_same_run_is_refused(finished, tmp_path, caps
     fd = os.open(run, os.O_RDONLY)  # what a running `prada eval` or `prada train` holds
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        assert "another prada process" in _cli("eval", "--run", str(run), capsys=capsys)
+        assert "another prada process" in cli_error("eval", "--run", str(run), capsys=capsys)
     finally:
         os.close(fd)
 
@@ -244,7 +235,7 @@ def _flip(path: Path, at: int = -100) -> None:
 def test_a_damaged_checkpoint_is_refused_naming_it(interrupted, tmp_path, capsys, damage, words):
     run = _copy(interrupted, tmp_path)
     damage(run)
-    err = _cli("train", "--resume", str(run), capsys=capsys)
+    err = cli_error("train", "--resume", str(run), capsys=capsys)
     assert words in err and str(run / "checkpoint") in err and "delete" in err
     assert not (run / "train_done.json").exists()
 
@@ -263,7 +254,7 @@ def test_a_nan_checkpoint_with_valid_checksums_is_refused(interrupted, tmp_path,
     save_file(weights, str(folder / "trainable.safetensors"))
     files = {n: ck._sha256(folder / n) for n in ("trainable.safetensors", "state.pt")}
     (folder / "step.json").write_text(json.dumps({"step": 2, "sha256": files, "digest": ck._digest(2, files)}))
-    assert "NaN" in _cli("train", "--resume", str(run), capsys=capsys)
+    assert "NaN" in cli_error("train", "--resume", str(run), capsys=capsys)
 
 
 @pytest.mark.parametrize("part", ["model", "prompt"])
@@ -272,7 +263,7 @@ def test_damaged_final_weights_are_one_error_naming_the_file(finished, tmp_path,
     weights = next((run / part).glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:200])
     (run / "eval.json").unlink()
-    err = _cli("eval", "--run", str(run), capsys=capsys)
+    err = cli_error("eval", "--run", str(run), capsys=capsys)
     assert f"{run}/{part}/" in err and "delete" in err
 
 
@@ -302,7 +293,7 @@ def test_prada_run_names_a_damaged_artefact_of_a_finished_run(finished, tmp_path
 def test_a_damaged_config_yaml_is_one_error_line_for_eval(finished, tmp_path, capsys):
     run = _copy(finished, tmp_path)
     (run / "config.yaml").write_bytes(b"\xff\xfe garbage")
-    assert "config.yaml" in _cli("eval", "--run", str(run), capsys=capsys)
+    assert "config.yaml" in cli_error("eval", "--run", str(run), capsys=capsys)
 
 
 def test_damaged_train_log_lines_do_not_stop_a_resume(interrupted, tmp_path):
@@ -428,7 +419,7 @@ def test_data_synth_never_overwrites_a_users_summary_json(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "summary.json").write_text('{"my": "notes"}')
-    err = _cli("data", "synth", "--out", str(out), "--n-train", "4", "--n-test", "2", capsys=capsys)
+    err = cli_error("data", "synth", "--out", str(out), "--n-train", "4", "--n-test", "2", capsys=capsys)
     assert "summary.json" in err
     assert (out / "summary.json").read_text() == '{"my": "notes"}' and sorted(p.name for p in out.iterdir()) == [
         "summary.json"
