@@ -127,6 +127,15 @@ def test_tolerant_readers_survive_huge_integers_deep_nesting_and_non_objects(tmp
     assert read_jsonl_tolerant(path) == [{"step": 1}, {"step": 2}]
 
 
+def test_damaged_teacher_cache_lines_are_skipped(tmp_path):
+    from prada.teacher.cache import TeacherCache
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"key": "a", "text": "x"}\n' + "9" * 5000 + "\n" + "[" * 100_000 + "\n" + '{"key": "b"}\n')
+    with TeacherCache(path) as cache:
+        assert sorted(cache.records) == ["a", "b"]
+
+
 def test_run_config_naming_a_folder_is_one_error_line(tmp_path, capsys):
     assert "experiment config" in cli_error("run", "--config", str(tmp_path), capsys=capsys)
 
