@@ -134,3 +134,30 @@ def make_counting_data(folder: Path, n_train: int = 48, n_test: int = 12) -> Pat
         write_examples(folder / dataset / "train.jsonl", examples(dataset, domain, "train", n_train, 10 * k + 1))
         write_examples(folder / dataset / "test.jsonl", examples(dataset, domain, "test", n_test, 10 * k + 2))
     return folder
+
+
+# --- data-parallel runs on the CPU ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # several test sessions may share this machine: no fixed 29500
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_process_command(*prada_args: str) -> list[str]:
+    """`accelerate launch` of `python -m prada ARGS` as two gloo processes on the CPU (env: `two_process_env`)."""
+    import sys
+
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
+    return [*launch, "-m", "prada", *prada_args]
+
+
+def two_process_env(env: dict, tmp: Path) -> dict:
+    """ACCELERATE_USE_CPU makes each rank join a gloo group; HF_HOME points at an empty folder so no
+    ~/.cache/huggingface/accelerate/default_config.yaml can change the launch."""
+    return {**env, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp)}

@@ -150,6 +150,10 @@ class TrainConfig:
     comet_ml | aim | clearml | dvclive | swanlab. Files go under RUN_DIR/tracking; the tracker's package must be installed."""
     save_every: int = 0
     """Write a resumable checkpoint every N steps (0: only at the end)."""
+    checkpoint_format: str = "auto"
+    """auto | prada | accelerate. prada: trainable weights (safetensors), optimizer and RNG written by
+    prada; accelerate: `accelerator.save_state` / `load_state`, which gathers FSDP / DeepSpeed shards.
+    auto: accelerate under FSDP / DeepSpeed / Megatron, prada otherwise. Both sit in one atomic swap."""
     save_every_minutes: float = 30.0
     """Also write one when this many minutes have passed since the last (0: off): whatever save_every
     says, a crash in a long run loses at most this much work."""
@@ -228,6 +232,7 @@ _CHOICES = {
     "adversary.schedule": ("dann", "constant"),
     "train.backbone": ("", "full", "lora", "frozen"),
     "train.precision": ("auto", "bf16", "fp32"),
+    "train.checkpoint_format": ("auto", "prada", "accelerate"),
     "train.share_prompt_prefix": SWITCH,
     "eval.weight_first_linears": SWITCH,
     "eval.scorer": ("prada", "ftcot"),

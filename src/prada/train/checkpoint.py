@@ -1,7 +1,9 @@
 """Resumable checkpoints: trainable weights, optimizer, RNG and step, written atomically as one folder.
 
 Weights go to safetensors; optimizer and RNG state to a torch file read back with weights_only=True.
-step.json holds the step and the sha256 of both files: a damaged checkpoint is refused, never resumed.
+step.json holds the step and the sha256 of its files: a damaged checkpoint is refused, never resumed.
+Under FSDP / DeepSpeed (or train.checkpoint_format=accelerate) accelerate's save_state / load_state
+write the folder's contents instead: `optimizer.state_dict()` does not hold sharded state.
 """
 
 from __future__ import annotations
@@ -55,6 +57,61 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+# --- accelerate's save_state / load_state (FSDP, DeepSpeed: sharded weights and optimizer state) -------
+
+ACCELERATE_STATE = "accelerate"  # the checkpoint's subfolder that accelerator.save_state writes
+SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # distributed types whose state only accelerate can gather
+
+
+def uses_accelerate_state(fmt: str, accelerator) -> bool:
+    """train.checkpoint_format: accelerate | prada | auto (accelerate where the state is sharded)."""
+    return fmt == "accelerate" or (fmt == "auto" and accelerator.distributed_type.name in SHARDED)
+
+
+def save_accelerate_checkpoint(run_dir: Path, accelerator, step: int) -> None:
+    """`accelerator.save_state` (weights, optimizer, every rank's RNG) inside the same atomic swap.
+
+    Every process calls it: under FSDP / DeepSpeed saving is a collective operation.
+    """
+    tmp, final, old = run_dir / ".checkpoint.tmp", run_dir / CHECKPOINT, run_dir / ".checkpoint.old"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp / ACCELERATE_STATE), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        names = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
+        files = {name: _sha256(tmp / name) for name in names}
+        (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def load_accelerate_checkpoint(folder: Path, accelerator, model: torch.nn.Module) -> int:
+    """`accelerator.load_state` of a checkpoint written by `save_accelerate_checkpoint` (after `prepare`)."""
+    step = read_step(folder)
+    try:
+        accelerator.load_state(str(folder / ACCELERATE_STATE))
+    except Exception as e:  # a torn or foreign file: accelerate raises whatever its reader raises
+        raise _damaged(folder, f"{ACCELERATE_STATE}/ unreadable: {type(e).__name__}: {e}") from None
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
+        raise _damaged(folder, "its weights hold NaN or inf (the run had diverged)")
+    return step
+
+
+def is_accelerate_checkpoint(folder: Path) -> bool:
+    return (folder / ACCELERATE_STATE).is_dir()
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:

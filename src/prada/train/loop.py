@@ -44,7 +44,16 @@ from prada.run_dir import (  # the run folder's names and checks; re-exported fo
     make_accelerator,
     saved_run_config,
 )
-from prada.train.checkpoint import find_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
+from prada.train.checkpoint import (
+    find_checkpoint,
+    is_accelerate_checkpoint,
+    load_accelerate_checkpoint,
+    load_checkpoint,
+    remove_checkpoints,
+    save_accelerate_checkpoint,
+    save_checkpoint,
+    uses_accelerate_state,
+)
 from prada.train.diagnostics import build_heldout, heldout_figures
 from prada.train.log import Trackers, TrainLog, start_banner
 from prada.train.student import StepShare, Student, build_student, save_student
@@ -310,9 +319,11 @@ def build_optimizer(run: Run) -> tuple[torch.nn.Module, torch.optim.Optimizer, i
     )
     start = 0
     checkpoint = find_checkpoint(run.out_dir)
-    if checkpoint is not None:
+    if checkpoint is not None and not is_accelerate_checkpoint(checkpoint):
         start = load_checkpoint(checkpoint, student, optimizer)
     model, optimizer = run.accelerator.prepare(student, optimizer)
+    if checkpoint is not None and is_accelerate_checkpoint(checkpoint):  # load_state restores prepared objects
+        start = load_accelerate_checkpoint(checkpoint, run.accelerator, model)
     return model, optimizer, start
 
 
@@ -427,7 +438,12 @@ def fit(
                     and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes
                 )
             )
-            if due and done < total and accelerator.is_main_process:
+            if world > 1:  # every rank decides alike (the clock may differ): saving can be a collective
+                due = bool(accelerator.reduce(torch.tensor(float(bool(due)), device=device), "sum") > 0)
+            if due and done < total and uses_accelerate_state(cfg.train.checkpoint_format, accelerator):
+                save_accelerate_checkpoint(out_dir, accelerator, done)  # every process
+                last_save = time.monotonic()
+            elif due and done < total and accelerator.is_main_process:
                 save_checkpoint(out_dir, accelerator.unwrap_model(model), optimizer, done)
                 last_save = time.monotonic()
             bar.update(1)
