@@ -48,6 +48,8 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     template = format_input("{question}", spec.prompt_style)
+    budget = _eval_budget(run_dir, cfg, tokenizer)
+    limit = cfg.student.max_length - 1  # prompt tokens prada eval keeps (training kept as many)
 
     # --- weights and generation defaults: what `prada eval` does, so a plain `generate` reproduces it
     lm = student.lm.to(DTYPES[dtype])
@@ -56,7 +58,7 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
 
     lm.generation_config = GenerationConfig(
         do_sample=False,
-        max_new_tokens=cfg.eval.max_new_tokens,
+        max_new_tokens=budget,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -74,12 +76,15 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
             "prompt_format": template,
             "answer_separator": ANSWER_SEPARATOR,
             "num_virtual_tokens": student.num_virtual_tokens,
-            "max_new_tokens": cfg.eval.max_new_tokens,
+            "max_new_tokens": budget,
+            "max_prompt_tokens": limit,
             "dtype": dtype,
             "prada_version": __version__,
         },
     )
-    atomic_write_text(tmp / "README.md", model_card(run_dir, cfg, template, student.num_virtual_tokens, dtype))
+    atomic_write_text(
+        tmp / "README.md", model_card(run_dir, cfg, template, student.num_virtual_tokens, dtype, budget, limit)
+    )
     normal_permissions(tmp)
     if out.exists():
         out.rmdir()  # empty (checked above)
@@ -113,7 +118,16 @@ def _write_prompt_adapter(source: Path, embeddings: torch.Tensor, folder: Path) 
 # --- the model card -------------------------------------------------------------------------------
 
 
-def recipe_transformers(template: str) -> str:
+def _eval_budget(run_dir: Path, cfg, tokenizer) -> int:
+    """The token budget `prada eval` used (eval.json), or would use."""
+    from prada.evaluation.evaluate import generation_budget
+
+    path = run_dir / "eval.json"
+    saved = json.loads(path.read_text(encoding="utf-8")).get("max_new_tokens") if path.exists() else None
+    return int(saved) if saved else generation_budget(cfg, tokenizer)
+
+
+def recipe_transformers(template: str, limit: int) -> str:
     """Python that loads a folder without a prompt and generates what `prada eval` generates."""
     return f"""import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -122,17 +136,18 @@ folder = "path/to/this/folder"
 tokenizer = AutoTokenizer.from_pretrained(folder)
 model = AutoModelForCausalLM.from_pretrained(folder).eval()
 PROMPT = {template!r}
+MAX_PROMPT_TOKENS = {limit}  # prada eval keeps a question's first tokens, as training did
 
 
 @torch.no_grad()
 def generate(question: str) -> str:
-    inputs = tokenizer(PROMPT.format(question=question.strip()), return_tensors="pt")
-    out = model.generate(**inputs)  # greedy; token budget and EOS from generation_config.json
-    return tokenizer.decode(out[0, inputs.input_ids.shape[1] :], skip_special_tokens=True)
+    ids = tokenizer(PROMPT.format(question=question.strip()), return_tensors="pt").input_ids[:, :MAX_PROMPT_TOKENS]
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids))  # greedy, budget and EOS: generation_config.json
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 """
 
 
-def recipe_peft(template: str) -> str:
+def recipe_peft(template: str, limit: int) -> str:
     """Python that loads a folder with a prompt adapter (transformers + peft) and generates what `prada eval` does."""
     return f"""import torch
 from peft import PeftModel
@@ -142,18 +157,19 @@ folder = "path/to/this/folder"
 tokenizer = AutoTokenizer.from_pretrained(folder)
 model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder), f"{{folder}}/prompt").eval()
 PROMPT = {template!r}
+MAX_PROMPT_TOKENS = {limit}  # prada eval keeps a question's first tokens, as training did
 
 
 @torch.no_grad()
 def generate(question: str) -> str:
-    inputs = tokenizer(PROMPT.format(question=question.strip()), return_tensors="pt")
+    ids = tokenizer(PROMPT.format(question=question.strip()), return_tensors="pt").input_ids[:, :MAX_PROMPT_TOKENS]
     # The trained virtual tokens go in front of the question as input embeddings. Not
     # model.generate(**inputs): with transformers 5.x and peft <= 0.21.2 it re-inserts them at every
     # decoding step (peft looks for the cache under its old name) and the output is garbage.
     virtual = model.get_prompt(batch_size=1)
-    embeds = model.get_input_embeddings()(inputs.input_ids)
+    embeds = model.get_input_embeddings()(ids)
     embeds = torch.cat([virtual.to(embeds.dtype), embeds], 1)
-    mask = torch.cat([torch.ones(virtual.shape[:2], dtype=inputs.attention_mask.dtype), inputs.attention_mask], 1)
+    mask = torch.ones(embeds.shape[:2], dtype=torch.long)
     out = model.get_base_model().generate(inputs_embeds=embeds, attention_mask=mask)  # new tokens only
     return tokenizer.decode(out[0], skip_special_tokens=True)
 """
@@ -215,7 +231,7 @@ def _eval_table(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype: str) -> str:
+def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype: str, budget: int, limit: int) -> str:
     from prada.train.backbones import describe_model
 
     prompt = num_virtual_tokens > 0
@@ -230,12 +246,12 @@ def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype
     if prompt:
         files += f", `prompt/` (peft P-tuning adapter: {num_virtual_tokens} virtual tokens; base `..`, this folder)"
     load = (
-        f"### transformers + peft\n\n```python\n{recipe_peft(template)}```\n\n"
+        f"### transformers + peft\n\n```python\n{recipe_peft(template, limit)}```\n\n"
         '`PeftModel.from_pretrained(model, f"{folder}/prompt")` is the dependable form: the adapter\'s '
         "`base_model_name_or_path` is `..` (this folder, seen from `prompt/`), and `AutoPeftModelForCausalLM` "
         "resolves it against the working directory, not against the adapter."
         if prompt
-        else f"### transformers\n\n```python\n{recipe_transformers(template)}```"
+        else f"### transformers\n\n```python\n{recipe_transformers(template, limit)}```"
     )
     return f"""---
 library_name: transformers
@@ -251,7 +267,7 @@ tags: [prada, chain-of-thought, distillation]
 - **Data**: benchmark `{data.benchmark}`, datasets {datasets}{f", files {extra}" if extra else ""}; source domains {sources}; target (unseen in training) domains {targets}.
 - **Training**: seed {cfg.seed}, {steps}, batch {cfg.train.batch_size} per process, lr {cfg.train.lr}.
 
-## Evaluation (`prada eval`, greedy, {cfg.eval.max_new_tokens} new tokens)
+## Evaluation (`prada eval`, greedy, {budget} new tokens)
 
 {_eval_table(run_dir)}
 
@@ -270,7 +286,7 @@ message in this format and adds nothing else; no chat markup was ever seen in tr
 ### vLLM (not run by prada's tests)
 
 ```python
-{recipe_vllm(template, prompt, cfg.eval.max_new_tokens)}```
+{recipe_vllm(template, prompt, budget)}```
 
 ## Files
 
