@@ -105,12 +105,11 @@ def prada_generate(student, prompts: list[list[int]], tokenizer, a, device) -> l
     )
 
 
-@torch.no_grad()
-def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
-    """transformers' generate, one prompt at a time; new tokens up to (not including) the first EOS."""
+def _greedy_config(tokenizer, a):
+    """transformers' greedy decoding with the KV cache, --max-new-tokens, stopping at EOS."""
     from transformers import GenerationConfig
 
-    config = GenerationConfig(
+    return GenerationConfig(
         max_new_tokens=a.max_new_tokens,
         do_sample=False,
         num_beams=1,
@@ -118,6 +117,12 @@ def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[l
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+@torch.no_grad()
+def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
+    """transformers' generate, one prompt at a time; new tokens up to (not including) the first EOS."""
+    config = _greedy_config(tokenizer, a)
     outputs = []
     for ids in prompts:
         x = torch.tensor([ids], device=device)
@@ -131,16 +136,7 @@ def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[l
 @torch.no_grad()
 def batched_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
     """transformers' generate on left-padded batches of --batch prompts, longest first; outputs in prompt order."""
-    from transformers import GenerationConfig
-
-    config = GenerationConfig(
-        max_new_tokens=a.max_new_tokens,
-        do_sample=False,
-        num_beams=1,
-        use_cache=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = _greedy_config(tokenizer, a)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[list[int]] = [[] for _ in prompts]
     for start in range(0, len(order), a.batch):

@@ -50,30 +50,16 @@ def train_counting_model(out: Path, steps: int = 300, seed: int = 0) -> Path:
     import random
 
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from prada.distill.collate import TrainItem, collate
     from prada.distill.format import format_prompt, format_target
     from prada.methods.prompt import FrozenPrompt
-    from prada.train.backbones import build_byte_tokenizer
+    from prada.train.backbones import build_byte_tokenizer, build_tiny_random
     from prada.train.student import Student
 
     tok = build_byte_tokenizer()
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
-    )
-    lm = LlamaForCausalLM(config)
+    lm = LlamaForCausalLM.from_pretrained(build_tiny_random(out, seed=seed))  # tiny-random's architecture
     optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-3)
     rng = random.Random(seed)
     threads = torch.get_num_threads()

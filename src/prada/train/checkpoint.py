@@ -38,7 +38,7 @@ def _digest(step: int, files: dict[str, str]) -> str:
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
     """Write run_dir/checkpoint atomically: build .checkpoint.tmp, then swap it in."""
-    tmp, final, old = run_dir / ".checkpoint.tmp", run_dir / CHECKPOINT, run_dir / ".checkpoint.old"
+    tmp = run_dir / ".checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
@@ -47,11 +47,19 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(state, tmp / "state.pt")
-    files = {name: _sha256(tmp / name) for name in ("trainable.safetensors", "state.pt")}
+    _commit(run_dir, step)
+
+
+def _commit(run_dir: Path, step: int) -> None:
+    """Seal run_dir/.checkpoint.tmp (step.json with every file's sha256, fsync) and swap it in for the checkpoint."""
+    tmp, final, old = run_dir / ".checkpoint.tmp", run_dir / CHECKPOINT, run_dir / ".checkpoint.old"
+    names = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
+    files = {name: _sha256(tmp / name) for name in names}
     (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
@@ -75,7 +83,7 @@ def save_accelerate_checkpoint(run_dir: Path, accelerator, step: int) -> None:
 
     Every process calls it: under FSDP / DeepSpeed saving is a collective operation.
     """
-    tmp, final, old = run_dir / ".checkpoint.tmp", run_dir / CHECKPOINT, run_dir / ".checkpoint.old"
+    tmp = run_dir / ".checkpoint.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -83,18 +91,7 @@ def save_accelerate_checkpoint(run_dir: Path, accelerator, step: int) -> None:
     accelerator.save_state(str(tmp / ACCELERATE_STATE), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        names = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
-        files = {name: _sha256(tmp / name) for name in names}
-        (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        _commit(run_dir, step)
     accelerator.wait_for_everyone()
 
 
