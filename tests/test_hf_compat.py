@@ -10,7 +10,15 @@ from prada.train.backbones import load_causal_lm, resolve_model
 
 SRC = Path(hf_compat.__file__).parent
 REPO = SRC.parents[1]
-INTERNALS = ("DynamicCache", "past_key_values", "ddp_cache_data", ".layers]", "in cache.layers", "attn_implementation")
+INTERNALS = (
+    "DynamicCache",
+    "past_key_values",
+    "ddp_cache_data",
+    ".layers]",
+    "in cache.layers",
+    "attn_implementation",
+    "TokenizersBackend",
+)
 
 
 def test_no_other_module_touches_transformers_internals():

@@ -19,10 +19,10 @@ from safetensors.torch import save_file
 from prada import __version__
 from prada.distill.format import ANSWER_SEPARATOR, format_input
 from prada.errors import PradaError
+from prada.hf_compat import save_tokenizer
 from prada.io import atomic_write_json, atomic_write_text, normal_permissions
 from prada.methods.registry import method_spec
 from prada.run_dir import EVAL
-from prada.train.backbones import save_tokenizer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PROMPT_ADAPTER = "prompt"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from packaging.version import Version
@@ -80,3 +81,21 @@ def load_causal_lm_weights(path: str, **kwargs):
         if "scaled_dot_product_attention" not in str(e):
             raise
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def save_tokenizer(tokenizer, folder: str | Path) -> None:
+    """`tokenizer.save_pretrained(folder)`, loadable by transformers 4.x too.
+
+    transformers 5 writes `"tokenizer_class": "TokenizersBackend"`, a class 4.x cannot import; every
+    fast tokenizer is a `PreTrainedTokenizerFast` over tokenizer.json, so the file names that instead.
+    """
+    import json
+
+    from prada.io import atomic_write_json
+
+    tokenizer.save_pretrained(str(folder))
+    path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if config.get("tokenizer_class") == "TokenizersBackend" and (Path(folder) / "tokenizer.json").exists():
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        atomic_write_json(path, config)

@@ -19,12 +19,12 @@ from torch import nn
 from prada.config import RunConfig, switch_on
 from prada.distill.collate import Batch
 from prada.errors import PradaError
-from prada.hf_compat import cache_keyword, cache_layers, new_cache
+from prada.hf_compat import cache_keyword, cache_layers, new_cache, save_tokenizer
 from prada.io import normal_permissions
 from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
-from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model, save_tokenizer
+from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
 from prada.train.lm_loss import linear_cross_entropy
 
 
