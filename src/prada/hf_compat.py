@@ -74,13 +74,13 @@ def load_causal_lm_weights(path: str, **kwargs):
     """
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"use_safetensors": True, "dtype": "float32", **kwargs}
+    kwargs = {"dtype": "float32", **kwargs}
     try:
-        return AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", **kwargs)
+        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, attn_implementation="sdpa", **kwargs)
     except ValueError as e:
         if "scaled_dot_product_attention" not in str(e):
             raise
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)
 
 
 def save_tokenizer(tokenizer, folder: str | Path) -> None:
