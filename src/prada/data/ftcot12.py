@@ -459,9 +459,10 @@ def build_ftcot12(
     resolve = _Resolver(source, Path(cache_dir) if cache_dir is not None else None, progress)
     # every dataset is read, even for a partial build: a test split is deduplicated against all 12
     # train splits, so a dataset's test set is the same whichever others are built beside it
+    order = keys + [k for k in SOURCES if k not in keys]  # the asked-for datasets first: their errors come first
     built = {
         key: build_dataset(key, resolve)
-        for key in tqdm(SOURCES, desc="ftcot12", unit="dataset", disable=hidden(progress))
+        for key in tqdm(order, desc="ftcot12", unit="dataset", disable=hidden(progress))
     }
     all_train = [ex for train, _, _ in built.values() for ex in train]
     summary: dict = {"datasets": {}, "dedup": DEDUP_RULE}
