@@ -265,10 +265,11 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    if args.quiet:
-        import os
+    import os
 
-        os.environ["TQDM_DISABLE"] = "1"  # read by every prada bar (prada.progress) and by tqdm itself
+    tqdm_disable = os.environ.get("TQDM_DISABLE")
+    if args.quiet:  # read by every prada bar (prada.progress) and by tqdm itself; restored below
+        os.environ["TQDM_DISABLE"] = "1"
     try:
         if args.command in ("train", "run"):  # the allocator is the process's, so the command sets it, once
             from prada.train.host_memory import configure_host_memory
@@ -300,3 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"prada: interrupted{done}; rerun the same command to continue", file=sys.stderr)
         sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
+    finally:  # main() called in-process (tests, notebooks) leaves the environment as it found it
+        if args.quiet and tqdm_disable is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        elif args.quiet:
+            os.environ["TQDM_DISABLE"] = tqdm_disable

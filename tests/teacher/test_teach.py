@@ -431,7 +431,9 @@ def test_hf_teacher_knows_prada_aliases_and_never_asks_the_hub(tmp_path, monkeyp
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data = make_data(tmp_path, n_arith=1, n_parity=0, n_pick=0)
+    before = os.environ.get("TQDM_DISABLE")
     main(["teach", "--data", str(data), "--teacher", "hf:tiny-random", "--keep-incorrect", "--quiet"])
+    assert os.environ.get("TQDM_DISABLE") == before  # --quiet in-process leaves the environment as it was
     out = capsys.readouterr().out
     assert "'samples_done': 1" in out and "'failed': 0" in out
     assert all(

@@ -49,7 +49,8 @@ def test_unknown_tracker_is_a_config_error(synth_dir):
 def _train_cli(synth_dir, out, *extra, env=None):
     cmd = [sys.executable, "-m", "prada", "train", "--config", "configs/tiny.yaml", f"data.data_dir={synth_dir}"]
     cmd += ["train.max_steps=2", "--out", str(out), *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    clean = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}  # the caller's setting, not the suite's
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**clean, **(env or {})})
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stderr
 
