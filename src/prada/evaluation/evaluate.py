@@ -87,6 +87,9 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
 
     limit = cfg.student.max_length - 1  # the prompt tokens training kept (collate.build_train_items)
     prompts = {(ds, ex.id): format_input(ex.question, style) for ds, exs in tests.items() for ex in exs}
+    budget = fit_context(
+        budget, student.lm.config, tokenizer, list(prompts.values()), limit, student.num_virtual_tokens
+    )
     hashes = {k: hashlib.sha256(p.encode("utf-8")).hexdigest()[:16] for k, p in prompts.items()}
     # the output path relative to the run: a moved or copied run folder keeps its cache
     where = os.path.relpath(out_path.resolve(), run_dir.resolve())
@@ -182,6 +185,15 @@ def generation_budget(cfg: RunConfig, tokenizer) -> int:
     if cfg.eval.max_new_tokens:
         return cfg.eval.max_new_tokens
     return data_budget(target_token_lengths(cfg, tokenizer))
+
+
+def fit_context(budget: int, config, tokenizer, prompts: list[str], prompt_limit: int, virtual_tokens: int = 0) -> int:
+    """The budget, cut so that the virtual prompt, the longest (cut) prompt and it fit the model's positions."""
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not context or not prompts:
+        return budget
+    longest = min(prompt_limit, max(len(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]))
+    return max(1, min(budget, int(context) - virtual_tokens - longest))
 
 
 def data_budget(lengths: list[int]) -> int:
