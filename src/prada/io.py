@@ -4,6 +4,7 @@ JSONL logs, folder locks, and the prada cache root."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -111,20 +112,28 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
 
 
 def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
-    """Read an append-only JSONL log, dropping a torn last line left by a kill."""
+    """Read an append-only JSONL log, dropping a torn last line left by a kill.
+
+    Only the last line can be torn by a kill; a damaged line elsewhere is skipped too (its item is
+    redone, so a cache or log never stops a run), but not silently: a warning names file and line.
+    """
     rows: list[dict] = []
     p = Path(path)
     if not p.exists():
         return rows
-    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except (ValueError, RecursionError):  # JSONDecodeError, a 5000-digit integer, deep nesting
-            continue  # torn write from a kill (or a broken line): the item is simply redone
+            row = None
         if isinstance(row, dict):  # every prada log line is an object; anything else is damage
             rows.append(row)
+        elif i != last:  # a torn last line is the expected trace of a kill; anything else is reported
+            logging.getLogger(__name__).warning("%s:%d: damaged line skipped (its item is redone)", p, i + 1)
     return rows
 
 
