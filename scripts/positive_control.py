@@ -35,6 +35,7 @@ BASE = [
     "train.batch_size=8",
     "train.lr=1.5e-4",
     "train.warmup_steps=2",
+    "train.precision=fp32",
     "train.eval_every=6",
     "train.save_every=12",
     "adversary.target_batch_size=4",
