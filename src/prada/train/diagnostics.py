@@ -23,6 +23,7 @@ import torch
 from prada.config import RunConfig
 from prada.distill.collate import Batch, TrainItem, build_question_items, build_train_items, collate
 from prada.distill.dataset import DistillationSet
+from prada.methods.adversary import pool_question
 
 HELDOUT_PER_DOMAIN = 32
 
@@ -116,7 +117,7 @@ def heldout_figures(student, held: HeldOut, device: torch.device, seed: int = 0)
                 f, y = student.adversary.features(hidden, batch.question_mask, batch.domain)
                 head_right += float(student.adversary.accuracy(f, y)) * len(y)
                 head_n += len(y)
-            pooled = (hidden.float() * batch.question_mask[..., None]).sum(1) / batch.question_mask.sum(1, keepdim=True)
+            pooled = pool_question(hidden.float(), batch.question_mask)
             feats.append(pooled.cpu().numpy())
             labels.append(batch.domain.cpu().numpy())
         if feats:

@@ -221,17 +221,11 @@ class StepBatches:
     split_by_length: bool = False
 
     def micro_batch(self, g: int) -> tuple[Batch, Batch | None]:
-        """Source (and target) batch of global micro-step g, for this process."""
-        source = collate(
-            [self.items[i] for i in self.source[g][self.rank :: self.world]], self.pad_id, self.pad_multiple
-        )
-        target = None
-        picks = self.target[g][self.rank :: self.world] if self.with_target else []
-        if picks:  # empty only when there are fewer target questions than processes
-            target = collate([self.targets[i] for i in picks], self.pad_id, self.pad_multiple, with_labels=False)
+        """Source (and target) batch of global micro-step g, for this process, as one batch."""
+        (source, target, _), *_ = self.micro_parts(g, split=False)
         return source, target
 
-    def micro_parts(self, g: int) -> list[tuple[Batch, Batch | None, float]]:
+    def micro_parts(self, g: int, split: bool | None = None) -> list[tuple[Batch, Batch | None, float]]:
         """`micro_batch(g)` as (source, target, share of the source rows) per length group of its rows.
 
         With `split_by_length` a domain-mixed batch runs as up to three groups of similar length (the
@@ -245,7 +239,7 @@ class StepBatches:
             else None
         )
         groups = [list(range(len(rows)))]
-        if self.split_by_length:
+        if (self.split_by_length if split is None else split) and rows:
             groups = split_by_length([len(r.prompt_ids) + len(r.target_ids) for r in rows], self.pad_multiple)
         return [
             (
