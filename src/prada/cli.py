@@ -105,6 +105,18 @@ def _run(a: argparse.Namespace) -> None:
     print(f"report: {out / 'report.md'}")
 
 
+def _report(a: argparse.Namespace) -> None:
+    from prada.report import report_finished
+
+    path, done, planned = report_finished(Path(a.dir), Path(a.out) if a.out else None)
+    print(f"report of {done}" + (f" of {planned} planned" if planned else "") + f" runs: {path}")
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="experiment folder of `prada run` (runs/<name>), finished or not")
+    p.add_argument("--out", default=None, help="write results.json, report.md and plots here (default: DIR)")
+
+
 def _export(a: argparse.Namespace) -> None:
     from prada.export import export_run
 
@@ -228,6 +240,7 @@ COMMANDS = [
     ("eval", "evaluate a run", _add_eval, _eval),
     ("explain", "domain-alignment analysis and plots", _add_explain, _explain),
     ("run", "the whole experiment: data, methods, eval, explain, report", _add_run, _run),
+    ("report", "rebuild the report from the runs of an experiment folder that have finished so far", _add_report, _report),
     ("export", "write a run as a shippable folder: HF weights, peft prompt adapter, model card", _add_export, _export),
     ("config show", "print every config key with its default and docstring", _add_config_show, _config_show),
 ]

@@ -315,3 +315,67 @@ def write_report(root: Path, runs: list[Any], experiment: Any) -> Path:
     path = root / "report.md"
     atomic_write_text(path, render_report(results))
     return path
+
+
+# --- a report from whatever finished ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FinishedRun:
+    """A run folder read back from disk: what `write_report` needs of a planned run."""
+
+    method: str
+    fold: str
+    seed: int
+    config: Any
+    dir: Path
+
+
+def finished_runs(root: Path) -> list[FinishedRun]:
+    """Every evaluated run under root/runs/ (folders named METHOD__FOLD__seedN by `prada run`), in name order."""
+    from prada.errors import PradaError
+    from prada.run_dir import CONFIG, saved_run_config
+
+    found = []
+    for run_dir in sorted(Path(root, "runs").glob("*/")):
+        if not (run_dir / CONFIG).exists() or not (run_dir / EVAL).exists():
+            continue  # still training or evaluating
+        cfg = saved_run_config(run_dir)
+        parts = run_dir.name.split("__")
+        fold = parts[1] if len(parts) == 3 else "+".join(cfg.data.target_domains) or "in-domain"
+        found.append(FinishedRun(cfg.method, fold, cfg.seed, cfg, run_dir))
+    if not found:
+        raise PradaError(f"{root}: no evaluated run under {Path(root, 'runs')}/ (each needs config.yaml and eval.json)")
+    return found
+
+
+def report_finished(root: Path, out: Path | None = None) -> tuple[Path, int, int | None]:
+    """The report of the runs of experiment folder `root` that have finished so far, written to `out` (default root).
+
+    Why: a study that spans sessions, or a `prada run` killed halfway, should be readable before its last run.
+    Returns (report.md, runs reported, runs planned or None when root has no experiment.yaml).
+    """
+    from prada.config import read_yaml_mapping
+
+    root = Path(root)
+    runs = finished_runs(root)
+    exp_file = root / "experiment.yaml"
+    experiment = read_yaml_mapping(exp_file, "experiment") if exp_file.exists() else {}
+    planned = None
+    if experiment:
+        untrained = [m for m in experiment.get("methods") or [] if not method_spec(m).train]
+        trained = len(experiment.get("methods") or []) - len(untrained)
+        folds = {r.fold for r in runs}
+        planned = len(folds) * (len(untrained) + trained * len(experiment.get("seeds") or [0]))
+    experiment = {
+        "name": experiment.get("name", root.name),
+        "protocol": experiment.get("protocol", "?"),
+        "methods": list(dict.fromkeys(r.method for r in runs)),
+        "seeds": sorted({r.seed for r in runs}),
+        **{k: v for k, v in experiment.items() if k not in ("methods", "seeds", "name", "protocol")},
+        "finished_runs": len(runs),
+        "planned_runs": planned,
+    }
+    out = Path(out) if out else root
+    out.mkdir(parents=True, exist_ok=True)
+    return write_report(out, runs, experiment), len(runs), planned

@@ -329,6 +329,13 @@ def render_report(results: dict) -> str:
         "See docs/protocol.md.",
         "",
     ]
+    exp = results.get("experiment") or {}
+    if exp.get("planned_runs") and exp.get("finished_runs", 0) < exp["planned_runs"]:
+        lines += [
+            f"**Partial report: {exp['finished_runs']} of {exp['planned_runs']} planned runs have finished** "
+            "(`prada report`); pairs and seeds below are the finished ones only.",
+            "",
+        ]
     lines += _source_target(results)
     lines += _paired(results)
     plots = results.get("plots") or []
