@@ -177,3 +177,34 @@ def test_paired_differences_are_per_fold_role_and_paired_by_seed(fake):
     lo, hi = p["ci"]
     assert lo <= p["diff"] <= hi and hi - lo > 0
     assert p["seeds"] == [0, 1] and p["n_items"] == 20
+
+
+def test_report_of_the_runs_finished_so_far(fake, capsys):
+    """`prada report DIR` on a half-done experiment: the finished runs only, marked partial (k of n planned)."""
+    import yaml
+
+    from prada.cli import main
+    from prada.config import config_to_dict
+    from prada.errors import PradaError
+    from prada.report import report_finished
+
+    root, runs, exp = fake
+    for run in runs:
+        (run.dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(run.config)))
+    (runs[-1].dir / "eval.json").unlink()  # prada, arithmetic, seed 1: still evaluating
+    (root / "experiment.yaml").write_text(yaml.safe_dump({**exp, "methods": ["ft-cot", "prada", "ptune"]}))
+    path, done, planned = report_finished(root)
+    assert (done, planned) == (7, 12)  # 2 folds x 3 trained methods x 2 seeds
+    text = path.read_text()
+    assert "Partial report: 7 of 12 planned runs" in text
+    res = json.loads((root / "results.json").read_text())
+    assert len(res["runs"]) == 7 and res["methods"] == ["ft-cot", "prada"]
+    seeds = {(p["fold"], p["role"]): p["seeds"] for p in res["paired"]}
+    assert seeds[("arithmetic", "target")] == [0] and seeds[("symbolic", "target")] == [0, 1]
+
+    main(["report", str(root), "--out", str(root / "copy")])
+    assert "report of 7 of 12 planned runs" in capsys.readouterr().out
+    assert (root / "copy" / "report.md").read_text().count("| prada |") >= 1
+
+    with pytest.raises(PradaError, match="no evaluated run"):
+        report_finished(root / "copy")
