@@ -36,8 +36,8 @@ collect() {
 
 "$bin/prada" run --config "$config" >>"$root/study.log" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid; collect; exit 143' TERM INT HUP
-while kill -0 "$pid" 2>/dev/null; do collect; sleep 60; done
+trap 'kill -TERM $pid 2>/dev/null; wait $pid || true; collect; exit 143' TERM INT HUP
+while kill -0 "$pid" 2>/dev/null; do collect; sleep 60 & wait $! || true; done  # a background sleep: a signal is handled at once
 rc=0; wait "$pid" || rc=$?
 collect
 exit "$rc"
