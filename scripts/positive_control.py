@@ -133,30 +133,12 @@ def table() -> dict:
 
 
 def plot(path: Path) -> None:
-    import matplotlib
+    from prada.report.plots import plot_heldout_domain
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for i, d in enumerate(sorted(RESULTS.glob("*/train_log.jsonl"))):
-        rows = [json.loads(line) for line in d.read_text().splitlines() if line.strip()]
-        held = [r for r in rows if "heldout_probe_majority" in r]
-        if not held:
-            continue
-        steps = [r["step"] for r in held]
-        left.plot(steps, [r.get("heldout_probe_acc") for r in held], marker="o", color=f"C{i}", label=d.parent.name)
-        right.plot(steps, [r.get("heldout_lm_loss_source") for r in held], marker="o", color=f"C{i}")
-        if i == 0:
-            left.plot(steps, [r["heldout_probe_majority"] for r in held], "k--", lw=0.8, label="majority rate")
-    left.set(title="held-out domain probe (fresh, PCA-8) accuracy", xlabel="step", ylim=(0, 1.05))
-    right.set(title="held-out source CoT loss", xlabel="step")
-    left.legend(fontsize=7)
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    fig.suptitle("Positive control, tuning fold (target symbolic), SmolLM2-135M-Instruct (Q4_1 dequantised)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    runs = {d.name: d for d in sorted(RESULTS.glob("*/")) if (d / "train_log.jsonl").exists()}
+    plot_heldout_domain(
+        runs, path, "Positive control, tuning fold (target symbolic), SmolLM2-135M-Instruct (Q4_1 dequantised)"
+    )
 
 
 def main() -> int:

@@ -208,3 +208,22 @@ def test_report_of_the_runs_finished_so_far(fake, capsys):
 
     with pytest.raises(PradaError, match="no evaluated run"):
         report_finished(root / "copy")
+
+
+def test_heldout_domain_diagnostics_table_and_plot(fake):
+    """The last held-out check of each run (train.eval_every rows) is tabled and plotted; runs without one are not."""
+    root, runs, exp = fake
+    prada = next(r for r in runs if r.method == "prada")
+    rows = [json.loads(line) for line in (prada.dir / "train_log.jsonl").read_text().splitlines()]
+    for step, probe in ((2, 0.97), (4, 0.61)):
+        rows[step - 1].update(
+            heldout_probe_acc=probe, heldout_probe_majority=0.5, heldout_head_acc=0.5, heldout_lm_loss_source=1.25
+        )
+    atomic_write_jsonl(prada.dir / "train_log.jsonl", rows)
+    text = write_report(root, runs, exp).read_text()
+    res = json.loads((root / "results.json").read_text())
+    held = {r["run"]: r["heldout"] for r in res["runs"]}
+    assert held[prada.dir.name]["step"] == 4 and held[prada.dir.name]["heldout_probe_acc"] == 0.61
+    assert sum(v is not None for v in held.values()) == 1
+    assert "### Held-out domain diagnostics" in text and "| prada | symbolic | 0 | 4 | 0.61 | 0.50 | 0.50 | 1.250 |" in text
+    assert (root / "heldout_domain.png").stat().st_size > 10_000

@@ -16,7 +16,7 @@ from prada.config import config_to_dict
 from prada.evaluation.metrics import Flags, bootstrap_ci
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
-from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS
+from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS, TRAIN_LOG
 from prada.train.backbones import describe_model
 
 LEVEL = 0.95
@@ -96,6 +96,7 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
         "eval": result,
         "ci": ci,
         "explain": None,
+        "heldout": _last_heldout(run_dir),
     }
     if explain.exists():
         ex = json.loads(explain.read_text())
@@ -112,6 +113,17 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
             },
         }
     return record
+
+
+HELDOUT_KEYS = ("step", "heldout_probe_acc", "heldout_probe_majority", "heldout_head_acc", "heldout_lm_loss_source")
+
+
+def _last_heldout(run_dir: Path) -> dict | None:
+    """The held-out domain diagnostics at the run's last `train.eval_every` check (None: never checked)."""
+    from prada.report.plots import heldout_rows
+
+    rows = heldout_rows(read_jsonl_tolerant(run_dir / TRAIN_LOG))
+    return {k: rows[-1].get(k) for k in HELDOUT_KEYS} if rows else None
 
 
 def _aggregate(records: list[dict], flags_of: dict[str, Flags], n_boot: int) -> dict:

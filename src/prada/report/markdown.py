@@ -270,6 +270,39 @@ def _explain_paired(results: dict) -> list[str]:
     ]
 
 
+def _heldout(results: dict) -> list[str]:
+    """Each trained run's held-out domain diagnostics at its last check: is the domain still readable?"""
+    rows = []
+    for r in results["runs"]:
+        h = r.get("heldout")
+        if not h:
+            continue
+        loss = h.get("heldout_lm_loss_source")
+        rows.append(
+            [
+                r["method"],
+                r["fold"],
+                str(r["seed"]),
+                str(h.get("step")),
+                _num2(h.get("heldout_probe_acc")),
+                _num2(h.get("heldout_probe_majority")),
+                _num2(h.get("heldout_head_acc")),
+                "–" if loss is None else f"{loss:.3f}",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "### Held-out domain diagnostics (last check in training)",
+        "",
+        "A fresh PCA-8 probe and the adversary's own head classify the domain of held-out test questions from the "
+        "pooled features; invariance means the probe near the majority rate, not just the head (heldout_domain.png).",
+        "",
+        *_table(["method", "fold", "seed", "step", "probe", "majority", "head", "source CoT loss"], rows),
+    ]
+
+
 def _num2(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -345,5 +378,6 @@ def render_report(results: dict) -> str:
     lines += _rates(results)
     lines += _explain(results)
     lines += _explain_paired(results)
+    lines += _heldout(results)
     lines += _runs(results)
     return "\n".join(lines) + "\n"

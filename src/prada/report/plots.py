@@ -4,6 +4,8 @@
 - accuracy_by_dataset.png: the same per dataset
 - source_target_gap.png: source vs target accuracy per method, and the paired method differences with 95% CIs
 - training_curves.png: lm_loss, domain_loss, lambda and domain_acc of every trained run
+- heldout_domain.png: the held-out domain diagnostics over steps (`train.eval_every`): a fresh probe's
+  domain accuracy, the adversary head's, and the held-out source CoT loss, one colour per method
 """
 
 from __future__ import annotations
@@ -133,6 +135,55 @@ def plot_training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
     return path
 
 
+HELDOUT = (
+    ("heldout_probe_acc", "held-out domain accuracy of a fresh probe (PCA-8)"),
+    ("heldout_head_acc", "held-out domain accuracy of the adversary's head"),
+    ("heldout_lm_loss_source", "held-out source CoT loss"),
+)
+
+
+def heldout_rows(rows: list[dict]) -> list[dict]:
+    """The train_log rows that carry the held-out diagnostics (every `train.eval_every` steps)."""
+    return [r for r in rows if "heldout_probe_majority" in r]
+
+
+def plot_heldout_domain(run_dirs: dict[str, Path], path: Path, title: str, colour_by: dict[str, str] | None = None) -> Path | None:
+    """One panel per held-out diagnostic vs step; runs that share a `colour_by` value (a method) share a colour.
+
+    Why a fresh probe beside the head: a head can be fooled while the features still carry the domain.
+    """
+    logs = {name: heldout_rows(read_jsonl_tolerant(d / TRAIN_LOG)) for name, d in run_dirs.items()}
+    logs = {k: v for k, v in logs.items() if v}
+    if not logs:
+        return None
+    groups = list(dict.fromkeys((colour_by or {}).get(name, name) for name in logs))
+    fig, axes = plt.subplots(1, len(HELDOUT), figsize=(15, 4.5))
+    labelled: set[str] = set()
+    for name, rows in logs.items():
+        group = (colour_by or {}).get(name, name)
+        colour = f"C{groups.index(group) % 10}"
+        for ax, (key, _) in zip(axes, HELDOUT):
+            pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, lw=1.2, color=colour, label=None if group in labelled else group)
+        labelled.add(group)
+    first = next(iter(logs.values()))
+    axes[0].plot([r["step"] for r in first], [r["heldout_probe_majority"] for r in first], "k--", lw=0.8, label="majority rate")
+    axes[1].plot([r["step"] for r in first], [r["heldout_probe_majority"] for r in first], "k--", lw=0.8)
+    for ax, (key, label) in zip(axes, HELDOUT):
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if key != "heldout_lm_loss_source":
+            ax.set_ylim(0, 1.05)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_plots(results: dict, root: Path, run_dirs: dict[str, Path]) -> list[Path]:
     """Every plot of the report into root; returns the files written."""
     root = Path(root)
@@ -141,5 +192,11 @@ def write_plots(results: dict, root: Path, run_dirs: dict[str, Path]) -> list[Pa
         plot_accuracy(results, root / "accuracy_by_dataset.png", "datasets"),
         plot_source_target_gap(results, root / "source_target_gap.png"),
         plot_training_curves(run_dirs, root / "training_curves.png"),
+        plot_heldout_domain(
+            run_dirs,
+            root / "heldout_domain.png",
+            f"{results['name']}: held-out domain diagnostics over training",
+            {r["run"]: r["method"] for r in results["runs"]},
+        ),
     ]
     return [p for p in made if p is not None]
