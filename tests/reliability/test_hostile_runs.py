@@ -160,14 +160,15 @@ def test_a_second_prada_run_on_the_same_experiment_is_refused(tmp_path, capsys):
     assert "another prada process" in err
 
 
-def test_a_second_prada_eval_on_the_same_run_is_refused(finished, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["eval", "explain"])
+def test_a_second_prada_eval_or_explain_on_the_same_run_is_refused(finished, tmp_path, capsys, command):
     import fcntl
 
     run = _copy(finished, tmp_path)
-    fd = os.open(run, os.O_RDONLY)  # what a running `prada eval` or `prada train` holds
+    fd = os.open(run, os.O_RDONLY)  # what a running `prada eval`, `prada explain` or `prada train` holds
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        assert "another prada process" in cli_error("eval", "--run", str(run), capsys=capsys)
+        assert "another prada process" in cli_error(command, "--run", str(run), capsys=capsys)
     finally:
         os.close(fd)
 

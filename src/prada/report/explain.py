@@ -27,7 +27,7 @@ from prada.config import RunConfig
 from prada.data.registry import ordered_domains
 from prada.data.schema import Example
 from prada.errors import PradaError
-from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
+from prada.io import atomic_write_json, atomic_write_text, folder_lock, read_jsonl_tolerant
 from prada.progress import hidden as bar_hidden
 from prada.run_dir import EXPLAIN, PREDICTIONS
 
@@ -310,12 +310,17 @@ def explain_run(
 
     `data` (DATA_DIR or FILE.jsonl) replaces the run's own test sets; `max_per_dataset` caps the
     questions featurised per dataset (features are cheap; the probes want a few dozen per domain).
+    The run folder is locked meanwhile, as for `prada eval`: a `prada train --resume` on it waits its turn.
     """
+    with folder_lock(run_dir, f"prada explain --run {run_dir}", create=False):
+        return _explain_run(Path(run_dir), data, max_per_dataset, batch_size, progress)
+
+
+def _explain_run(run_dir: Path, data: str | None, max_per_dataset: int, batch_size: int, progress: bool) -> Path:
     from prada.run_dir import finished_run_config
     from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
     from prada.train.student import Student, load_student
 
-    run_dir = Path(run_dir)
     cfg = finished_run_config(run_dir)
     if data is None:
         from prada.distill.dataset import prepare_data
