@@ -240,7 +240,12 @@ COMMANDS = [
     ("eval", "evaluate a run", _add_eval, _eval),
     ("explain", "domain-alignment analysis and plots", _add_explain, _explain),
     ("run", "the whole experiment: data, methods, eval, explain, report", _add_run, _run),
-    ("report", "rebuild the report from the runs of an experiment folder that have finished so far", _add_report, _report),
+    (
+        "report",
+        "rebuild the report from the runs of an experiment folder that have finished so far",
+        _add_report,
+        _report,
+    ),
     ("export", "write a run as a shippable folder: HF weights, peft prompt adapter, model card", _add_export, _export),
     ("config show", "print every config key with its default and docstring", _add_config_show, _config_show),
 ]

@@ -225,5 +225,8 @@ def test_heldout_domain_diagnostics_table_and_plot(fake):
     held = {r["run"]: r["heldout"] for r in res["runs"]}
     assert held[prada.dir.name]["step"] == 4 and held[prada.dir.name]["heldout_probe_acc"] == 0.61
     assert sum(v is not None for v in held.values()) == 1
-    assert "### Held-out domain diagnostics" in text and "| prada | symbolic | 0 | 4 | 0.61 | 0.50 | 0.50 | 1.250 |" in text
+    assert (
+        "### Held-out domain diagnostics" in text
+        and "| prada | symbolic | 0 | 4 | 0.61 | 0.50 | 0.50 | 1.250 |" in text
+    )
     assert (root / "heldout_domain.png").stat().st_size > 10_000

@@ -91,7 +91,9 @@ class FakeOpenAI:
         big_body_length: bool = True,
         trickle_s: float = 0.0,
         honour_n: bool = True,
+        tls: tuple[str, str] | None = None,
     ):
+        self.tls = tls  # (certificate file, key file): serve HTTPS on loopback
         self.big_body_length = big_body_length
         self.honour_n = honour_n  # False: answer one choice whatever `n` asks, as some servers do
         self.redirect, self.error_body, self.big_body, self.trickle_s = redirect, error_body, big_body, trickle_s
@@ -120,7 +122,7 @@ class FakeOpenAI:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}/v1"
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> "FakeOpenAI":
@@ -140,6 +142,12 @@ class FakeOpenAI:
         server.daemon_threads = True
         server.block_on_close = False
         server.handle_error = lambda request, address: None  # clients that hung up are expected
+        if self.tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

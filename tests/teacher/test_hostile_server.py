@@ -81,6 +81,41 @@ def test_trickling_server_is_bounded_by_the_request_deadline():
     assert elapsed < 3.5
 
 
+@pytest.fixture
+def loopback_tls(tmp_path, monkeypatch):
+    """A self-signed certificate for 127.0.0.1 that the client trusts (SSL_CERT_FILE), as (cert, key)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a loopback certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return str(cert), str(key)
+
+
+def test_https_requests_work_and_a_trickle_is_bounded_by_the_deadline(loopback_tls):
+    """The HTTPS connection class registers its socket with the deadline as the HTTP one does."""
+    with FakeOpenAI(tls=loopback_tls) as srv:
+        assert srv.url.startswith("https://")
+        assert len(fast_client(srv.url).complete([PROMPT], 16, 0.0)) == 1  # the certificate path works
+    with FakeOpenAI(tls=loopback_tls, trickle_s=0.05) as srv:
+        client = fast_client(srv.url)
+        client.deadline = 1.0
+        t0 = time.monotonic()
+        with pytest.raises(TeacherError, match="within 1") as ei:
+            client.complete([PROMPT], 16, 0.0)
+        elapsed = time.monotonic() - t0
+    print(f"\ntrickling HTTPS server: 2 tries given up after {elapsed:.2f} s (deadline 1 s a try)", file=sys.__stderr__)
+    assert not ei.value.fatal and len(srv.requests) == 2
+    assert elapsed < 3.5
+
+
 def test_deeply_nested_json_reply_is_a_retryable_failure():
     with FakeOpenAI(error_body="[" * 200_000 + "]" * 200_000, status=200) as srv:
         client = fast_client(srv.url)

@@ -147,7 +147,9 @@ def heldout_rows(rows: list[dict]) -> list[dict]:
     return [r for r in rows if "heldout_probe_majority" in r]
 
 
-def plot_heldout_domain(run_dirs: dict[str, Path], path: Path, title: str, colour_by: dict[str, str] | None = None) -> Path | None:
+def plot_heldout_domain(
+    run_dirs: dict[str, Path], path: Path, title: str, colour_by: dict[str, str] | None = None
+) -> Path | None:
     """One panel per held-out diagnostic vs step; runs that share a `colour_by` value (a method) share a colour.
 
     Why a fresh probe beside the head: a head can be fooled while the features still carry the domain.
@@ -168,7 +170,9 @@ def plot_heldout_domain(run_dirs: dict[str, Path], path: Path, title: str, colou
                 ax.plot(*zip(*pts), marker="o", ms=3, lw=1.2, color=colour, label=None if group in labelled else group)
         labelled.add(group)
     first = next(iter(logs.values()))
-    axes[0].plot([r["step"] for r in first], [r["heldout_probe_majority"] for r in first], "k--", lw=0.8, label="majority rate")
+    axes[0].plot(
+        [r["step"] for r in first], [r["heldout_probe_majority"] for r in first], "k--", lw=0.8, label="majority rate"
+    )
     axes[1].plot([r["step"] for r in first], [r["heldout_probe_majority"] for r in first], "k--", lw=0.8)
     for ax, (key, label) in zip(axes, HELDOUT):
         ax.set_title(label, fontsize=9)
