@@ -1,0 +1,125 @@
+"""The study's tables for docs/results.md, printed as markdown from a report's results.json.
+
+Why a script: the numbers in docs/results.md are copied from the measured results, never typed.
+    python scripts/study_tables.py [results/study/results.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ORDER = ["prior", "zero-shot", "answer-ft", "ft-cot", "ft-cot-tlm", "ptune", "dann", "prada"]
+TARGETS = ["date_understanding", "tracking_shuffled_objects"]
+PRIMARY = {("prada", "ft-cot")}
+
+
+def cell(c: dict | None) -> str:
+    if not c or c.get("accuracy") is None:
+        return "–"
+    lo, hi = c.get("ci") or (None, None)
+    return f"{c['accuracy']:.1f} [{lo:.1f}, {hi:.1f}]" if lo is not None else f"{c['accuracy']:.1f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def mean_of(runs: list[dict], dataset: str, key: str) -> str:
+    values = [r["eval"]["datasets"][dataset].get(key) for r in runs if dataset in r["eval"]["datasets"]]
+    values = [v for v in values if v is not None]
+    return f"{sum(values) / len(values):.0f}" if values else "–"
+
+
+def main(path: Path) -> None:
+    res = json.loads(path.read_text())
+    summary = sorted(res["summary"], key=lambda s: ORDER.index(s["method"]) if s["method"] in ORDER else 99)
+    runs_of = {m: [r for r in res["runs"] if r["method"] == m] for m in ORDER}
+
+    print("#### Accuracy (%, mean over seeds [95% interval])\n")
+    rows = []
+    for s in summary:
+        d = s["datasets"]
+        rows.append(
+            [s["method"], ", ".join(map(str, s["seeds"])), cell(s["source_accuracy"]), cell(s["target_accuracy"])]
+            + [cell(d.get(k)) for k in TARGETS]
+        )
+    print(table(["method", "seeds", "source (10 datasets x 30)", "target (macro)", *TARGETS], rows))
+
+    print("\n#### Paired differences (a − b, points, same items and seeds, 95% interval)\n")
+    rows = []
+    for p in res["paired"]:
+        lo, hi = p["ci"]
+        reading = "a better" if lo > 0 else "b better" if hi < 0 else "no difference shown"
+        name = f"**{p['a']} − {p['b']}**" if (p["a"], p["b"]) in PRIMARY else f"{p['a']} − {p['b']}"
+        rows.append(
+            [
+                name,
+                p["role"],
+                f"{p['diff']:+.1f}",
+                f"[{lo:+.1f}, {hi:+.1f}]",
+                f"{hi - lo:.1f}",
+                reading,
+                ",".join(map(str, p["seeds"])),
+            ]
+        )
+    print(table(["a − b", "role", "diff", "95% CI", "width", "reading", "seeds"], rows))
+
+    print("\n#### Output format on the target datasets (% of outputs, mean over seeds)\n")
+    rows = []
+    for m, runs in runs_of.items():
+        if not runs:
+            continue
+        row = [m]
+        for k in TARGETS:
+            row += [mean_of(runs, k, "arrow_rate"), mean_of(runs, k, "truncated_rate"), mean_of(runs, k, "format_rate")]
+        scorer = [
+            r["eval"]["datasets"][k].get("accuracy_by_scorer", {}).get("ftcot") for r in runs for k in TARGETS
+        ]
+        scorer = [v for v in scorer if v is not None]
+        row.append(f"{sum(scorer) / len(scorer):.1f}" if scorer else "–")
+        rows.append(row)
+    head = ["method"]
+    for k in ("date", "tracking"):
+        head += [f"{k} -->", f"{k} cut", f"{k} found"]
+    print(table(head + ["target acc, ftcot scorer"], rows))
+
+    print("\n#### Domain diagnostics of each trained run\n")
+    rows = []
+    for m, runs in runs_of.items():
+        for r in sorted(runs, key=lambda r: r["seed"]):
+            h, e = r.get("heldout") or {}, (r.get("explain") or {}).get("trained") or {}
+            if not h and not e:
+                continue
+            loss = h.get("heldout_lm_loss_source")
+            rows.append(
+                [
+                    m,
+                    str(r["seed"]),
+                    f"{h['heldout_probe_acc']:.2f}" if h.get("heldout_probe_acc") is not None else "–",
+                    f"{h['heldout_head_acc']:.2f}" if h.get("heldout_head_acc") is not None else "–",
+                    f"{loss:.3f}" if loss is not None else "–",
+                    f"{e['probe_accuracy']:.3f}" if e.get("probe_accuracy") is not None else "–",
+                    f"{e['pad_mean']:.3f}" if e.get("pad_mean") is not None else "–",
+                ]
+            )
+    print(
+        table(
+            [
+                "method",
+                "seed",
+                "held-out probe (step 150; majority 0.25)",
+                "held-out head",
+                "held-out source CoT loss",
+                "explain probe",
+                "explain PAD",
+            ],
+            rows,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "results/study/results.json"))
