@@ -75,9 +75,7 @@ def main(path: Path) -> None:
         row = [m]
         for k in TARGETS:
             row += [mean_of(runs, k, "arrow_rate"), mean_of(runs, k, "truncated_rate"), mean_of(runs, k, "format_rate")]
-        scorer = [
-            r["eval"]["datasets"][k].get("accuracy_by_scorer", {}).get("ftcot") for r in runs for k in TARGETS
-        ]
+        scorer = [r["eval"]["datasets"][k].get("accuracy_by_scorer", {}).get("ftcot") for r in runs for k in TARGETS]
         scorer = [v for v in scorer if v is not None]
         row.append(f"{sum(scorer) / len(scorer):.1f}" if scorer else "–")
         rows.append(row)
@@ -93,7 +91,7 @@ def main(path: Path) -> None:
             h, e = r.get("heldout") or {}, (r.get("explain") or {}).get("trained") or {}
             if not h and not e:
                 continue
-            loss = h.get("heldout_lm_loss_source")
+            loss, target_loss = h.get("heldout_lm_loss_source"), h.get("heldout_lm_loss_target")
             rows.append(
                 [
                     m,
@@ -101,6 +99,7 @@ def main(path: Path) -> None:
                     f"{h['heldout_probe_acc']:.2f}" if h.get("heldout_probe_acc") is not None else "–",
                     f"{h['heldout_head_acc']:.2f}" if h.get("heldout_head_acc") is not None else "–",
                     f"{loss:.3f}" if loss is not None else "–",
+                    f"{target_loss:.3f}" if target_loss is not None else "–",
                     f"{e['probe_accuracy']:.3f}" if e.get("probe_accuracy") is not None else "–",
                     f"{e['pad_mean']:.3f}" if e.get("pad_mean") is not None else "–",
                 ]
@@ -113,6 +112,7 @@ def main(path: Path) -> None:
                 "held-out probe (step 150; majority 0.25)",
                 "held-out head",
                 "held-out source CoT loss",
+                "held-out target CoT loss",
                 "explain probe",
                 "explain PAD",
             ],

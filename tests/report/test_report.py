@@ -217,7 +217,11 @@ def test_heldout_domain_diagnostics_table_and_plot(fake):
     rows = [json.loads(line) for line in (prada.dir / "train_log.jsonl").read_text().splitlines()]
     for step, probe in ((2, 0.97), (4, 0.61)):
         rows[step - 1].update(
-            heldout_probe_acc=probe, heldout_probe_majority=0.5, heldout_head_acc=0.5, heldout_lm_loss_source=1.25
+            heldout_probe_acc=probe,
+            heldout_probe_majority=0.5,
+            heldout_head_acc=0.5,
+            heldout_lm_loss_source=1.25,
+            heldout_lm_loss_target=2.5,
         )
     atomic_write_jsonl(prada.dir / "train_log.jsonl", rows)
     text = write_report(root, runs, exp).read_text()
@@ -227,6 +231,6 @@ def test_heldout_domain_diagnostics_table_and_plot(fake):
     assert sum(v is not None for v in held.values()) == 1
     assert (
         "### Held-out domain diagnostics" in text
-        and "| prada | symbolic | 0 | 4 | 0.61 | 0.50 | 0.50 | 1.250 |" in text
+        and "| prada | symbolic | 0 | 4 | 0.61 | 0.50 | 0.50 | 1.250 | 2.500 |" in text
     )
     assert (root / "heldout_domain.png").stat().st_size > 10_000

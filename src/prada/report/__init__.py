@@ -115,7 +115,14 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
     return record
 
 
-HELDOUT_KEYS = ("step", "heldout_probe_acc", "heldout_probe_majority", "heldout_head_acc", "heldout_lm_loss_source")
+HELDOUT_KEYS = (
+    "step",
+    "heldout_probe_acc",
+    "heldout_probe_majority",
+    "heldout_head_acc",
+    "heldout_lm_loss_source",
+    "heldout_lm_loss_target",
+)
 
 
 def _last_heldout(run_dir: Path) -> dict | None:

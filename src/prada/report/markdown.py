@@ -277,7 +277,7 @@ def _heldout(results: dict) -> list[str]:
         h = r.get("heldout")
         if not h:
             continue
-        loss = h.get("heldout_lm_loss_source")
+        loss, target_loss = h.get("heldout_lm_loss_source"), h.get("heldout_lm_loss_target")
         rows.append(
             [
                 r["method"],
@@ -288,6 +288,7 @@ def _heldout(results: dict) -> list[str]:
                 _num2(h.get("heldout_probe_majority")),
                 _num2(h.get("heldout_head_acc")),
                 "–" if loss is None else f"{loss:.3f}",
+                "–" if target_loss is None else f"{target_loss:.3f}",
             ]
         )
     if not rows:
@@ -299,7 +300,9 @@ def _heldout(results: dict) -> list[str]:
         "A fresh PCA-8 probe and the adversary's own head classify the domain of held-out test questions from the "
         "pooled features; invariance means the probe near the majority rate, not just the head (heldout_domain.png).",
         "",
-        *_table(["method", "fold", "seed", "step", "probe", "majority", "head", "source CoT loss"], rows),
+        *_table(
+            ["method", "fold", "seed", "step", "probe", "majority", "head", "source CoT loss", "target CoT loss"], rows
+        ),
     ]
 
 
