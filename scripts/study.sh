@@ -34,6 +34,15 @@ collect() {
   fi
 }
 
+# A fresh checkout has results/ but not runs/: put the finished runs' small outputs back, so that
+# `prada run` reuses them (train_done.json, eval.json and explain.json mark a run finished; weights are not needed).
+for saved in "$dest"/runs/*/; do
+  saved=${saved%/}
+  [ -d "$saved" ] && [ ! -e "$root/runs/$(basename "$saved")" ] || continue
+  mkdir -p "$root/runs" && cp -r "$saved" "$root/runs/" && echo "restored $(basename "$saved") from $dest"
+done
+[ -f "$dest/experiment.yaml" ] && [ ! -f "$root/experiment.yaml" ] && cp "$dest/experiment.yaml" "$root/"
+
 "$bin/prada" run --config "$config" >>"$root/study.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid || true; collect; exit 143' TERM INT HUP
