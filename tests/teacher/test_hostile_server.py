@@ -68,17 +68,23 @@ def test_huge_reply_is_capped_and_counts_as_a_retryable_failure(with_length):
     assert peak < 64 << 20
 
 
-def test_trickling_server_is_bounded_by_the_request_deadline():
-    with FakeOpenAI(trickle_s=0.05) as srv:  # ~170 bytes: 8.5 s a reply, each byte well inside the 0.5 s timeout
+def assert_trickle_is_bounded_by_the_deadline(what: str, **server) -> None:
+    """A server trickling ~170 bytes at 0.05 s each (8.5 s a reply, every byte inside the 0.5 s socket timeout)
+    is given up after the 1 s deadline of each of 2 tries, retryably."""
+    with FakeOpenAI(trickle_s=0.05, **server) as srv:
         client = fast_client(srv.url)
         client.deadline = 1.0
         t0 = time.monotonic()
         with pytest.raises(TeacherError, match="within 1") as ei:
             client.complete([PROMPT], 16, 0.0)
         elapsed = time.monotonic() - t0
-    print(f"\ntrickling server: 2 tries given up after {elapsed:.2f} s (deadline 1 s a try)", file=sys.__stderr__)
+    print(f"\ntrickling {what}: 2 tries given up after {elapsed:.2f} s (deadline 1 s a try)", file=sys.__stderr__)
     assert not ei.value.fatal and len(srv.requests) == 2
     assert elapsed < 3.5
+
+
+def test_trickling_server_is_bounded_by_the_request_deadline():
+    assert_trickle_is_bounded_by_the_deadline("server")
 
 
 @pytest.fixture
@@ -104,16 +110,7 @@ def test_https_requests_work_and_a_trickle_is_bounded_by_the_deadline(loopback_t
     with FakeOpenAI(tls=loopback_tls) as srv:
         assert srv.url.startswith("https://")
         assert len(fast_client(srv.url).complete([PROMPT], 16, 0.0)) == 1  # the certificate path works
-    with FakeOpenAI(tls=loopback_tls, trickle_s=0.05) as srv:
-        client = fast_client(srv.url)
-        client.deadline = 1.0
-        t0 = time.monotonic()
-        with pytest.raises(TeacherError, match="within 1") as ei:
-            client.complete([PROMPT], 16, 0.0)
-        elapsed = time.monotonic() - t0
-    print(f"\ntrickling HTTPS server: 2 tries given up after {elapsed:.2f} s (deadline 1 s a try)", file=sys.__stderr__)
-    assert not ei.value.fatal and len(srv.requests) == 2
-    assert elapsed < 3.5
+    assert_trickle_is_bounded_by_the_deadline("HTTPS server", tls=loopback_tls)
 
 
 def test_deeply_nested_json_reply_is_a_retryable_failure():
