@@ -5,6 +5,8 @@
 # rebuilds the (partial) report from those copies, and the lot is committed on its own. Weights never
 # leave runs/. Rerun it after an interruption: finished runs are skipped, an unfinished one resumes.
 #   bash scripts/study.sh [CONFIG [RESULTS_DIR]]   (defaults: configs/study-other.yaml, results/study)
+# To stop early, send SIGTERM to the `prada run` process (not this script): it checkpoints and exits,
+# and this script collects what finished, commits, and exits with prada's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-configs/study-other.yaml}
