@@ -1,18 +1,20 @@
 """The study's tables for docs/results.md, printed as markdown from a report's results.json.
 
 Why a script: the numbers in docs/results.md are copied from the measured results, never typed.
-    python scripts/study_tables.py [results/study/results.json]
+    python scripts/study_tables.py [results/study/results.json] [--write docs/results.md]
+With --write the tables replace what sits between the document's study-tables markers.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 ORDER = ["prior", "zero-shot", "answer-ft", "ft-cot", "ft-cot-tlm", "ptune", "dann", "prada"]
 TARGETS = ["date_understanding", "tracking_shuffled_objects"]
 PRIMARY = {("prada", "ft-cot")}
+BEGIN, END = "<!-- study-tables:begin -->", "<!-- study-tables:end -->"
 
 
 def cell(c: dict | None) -> str:
@@ -33,12 +35,14 @@ def mean_of(runs: list[dict], dataset: str, key: str) -> str:
     return f"{sum(values) / len(values):.0f}" if values else "–"
 
 
-def main(path: Path) -> None:
+def tables(path: Path) -> str:
+    """All four study tables as one markdown string."""
     res = json.loads(path.read_text())
+    out: list[str] = []
     summary = sorted(res["summary"], key=lambda s: ORDER.index(s["method"]) if s["method"] in ORDER else 99)
     runs_of = {m: [r for r in res["runs"] if r["method"] == m] for m in ORDER}
 
-    print("#### Accuracy (%, mean over seeds [95% interval])\n")
+    out.append("#### Accuracy (%, mean over seeds [95% interval])\n")
     rows = []
     for s in summary:
         d = s["datasets"]
@@ -46,9 +50,9 @@ def main(path: Path) -> None:
             [s["method"], ", ".join(map(str, s["seeds"])), cell(s["source_accuracy"]), cell(s["target_accuracy"])]
             + [cell(d.get(k)) for k in TARGETS]
         )
-    print(table(["method", "seeds", "source (10 datasets x 30)", "target (macro)", *TARGETS], rows))
+    out.append(table(["method", "seeds", "source (10 datasets x 30)", "target (macro)", *TARGETS], rows))
 
-    print("\n#### Paired differences (a − b, points, same items and seeds, 95% interval)\n")
+    out.append("\n#### Paired differences (a − b, points, same items and seeds, 95% interval)\n")
     rows = []
     for p in res["paired"]:
         lo, hi = p["ci"]
@@ -65,9 +69,9 @@ def main(path: Path) -> None:
                 ",".join(map(str, p["seeds"])),
             ]
         )
-    print(table(["a − b", "role", "diff", "95% CI", "width", "reading", "seeds"], rows))
+    out.append(table(["a − b", "role", "diff", "95% CI", "width", "reading", "seeds"], rows))
 
-    print("\n#### Output format on the target datasets (% of outputs, mean over seeds)\n")
+    out.append("\n#### Output format on the target datasets (% of outputs, mean over seeds)\n")
     rows = []
     for m, runs in runs_of.items():
         if not runs:
@@ -82,9 +86,9 @@ def main(path: Path) -> None:
     head = ["method"]
     for k in ("date", "tracking"):
         head += [f"{k} -->", f"{k} cut", f"{k} found"]
-    print(table(head + ["target acc, ftcot scorer"], rows))
+    out.append(table(head + ["target acc, ftcot scorer"], rows))
 
-    print("\n#### Domain diagnostics of each trained run\n")
+    out.append("\n#### Domain diagnostics of each trained run\n")
     rows = []
     for m, runs in runs_of.items():
         for r in sorted(runs, key=lambda r: r["seed"]):
@@ -104,7 +108,7 @@ def main(path: Path) -> None:
                     f"{e['pad_mean']:.3f}" if e.get("pad_mean") is not None else "–",
                 ]
             )
-    print(
+    out.append(
         table(
             [
                 "method",
@@ -120,6 +124,25 @@ def main(path: Path) -> None:
         )
     )
 
+    return "\n".join(out)
+
+
+def write_between_markers(doc: Path, text: str) -> None:
+    """Replace the document's generated block, keeping the markers; refuse a document without them."""
+    body = doc.read_text()
+    if BEGIN not in body or END not in body:
+        raise SystemExit(f"{doc}: no {BEGIN} ... {END} block to replace")
+    head, rest = body.split(BEGIN, 1)
+    doc.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "results/study/results.json"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="?", type=Path, default=Path("results/study/results.json"))
+    parser.add_argument("--write", type=Path, metavar="DOC", help="replace the tables between DOC's markers")
+    args = parser.parse_args()
+    text = tables(args.results)
+    if args.write:
+        write_between_markers(args.write, text)
+    else:
+        print(text)
