@@ -1,8 +1,9 @@
 """The study's tables for docs/results.md, printed as markdown from a report's results.json.
 
 Why a script: the numbers in docs/results.md are copied from the measured results, never typed.
-    python scripts/study_tables.py [results/study/results.json] [--write docs/results.md]
-With --write the tables replace what sits between the document's study-tables markers.
+    python scripts/study_tables.py [results/study/results.json] [--write docs/results.md --write README.md]
+With --write each generated block (the full tables, the README's headline table) replaces what sits
+between its markers in the document, `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from pathlib import Path
 ORDER = ["prior", "zero-shot", "answer-ft", "ft-cot", "ft-cot-tlm", "ptune", "dann", "prada"]
 TARGETS = ["date_understanding", "tracking_shuffled_objects"]
 PRIMARY = {("prada", "ft-cot")}
-BEGIN, END = "<!-- study-tables:begin -->", "<!-- study-tables:end -->"
+HEADLINE = [  # (a, b, what the contrast isolates), target accuracy, in the README
+    ("prada", "ft-cot", "primary"),
+    ("prada", "ptune", "the adversary, with the prompt"),
+    ("dann", "ft-cot", "the adversary, without it"),
+    ("ptune", "ft-cot", "the prompt alone"),
+    ("ft-cot-tlm", "ft-cot", "LM loss on the unlabelled target questions"),
+    ("ft-cot", "answer-ft", "answers without rationales"),
+    ("ft-cot", "prior", "most frequent train answer"),
+]
 
 
 def cell(c: dict | None) -> str:
@@ -35,9 +44,26 @@ def mean_of(runs: list[dict], dataset: str, key: str) -> str:
     return f"{sum(values) / len(values):.0f}" if values else "–"
 
 
-def tables(path: Path) -> str:
+def reading(lo: float, hi: float) -> str:
+    return "a better" if lo > 0 else "b better" if hi < 0 else "no difference shown"
+
+
+def headline(res: dict) -> str:
+    """The README's table: the contrasts that answer the question, on the target."""
+    paired = {(p["a"], p["b"]): p for p in res["paired"] if p["role"] == "target"}
+    rows = []
+    for a, b, why in HEADLINE:
+        p = paired.get((a, b))
+        if p is None:
+            continue
+        lo, hi = p["ci"]
+        name = f"**{a} − {b}** ({why})" if (a, b) in PRIMARY else f"{a} − {b} ({why})"
+        rows.append([name, f"{p['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]", reading(lo, hi), ",".join(map(str, p["seeds"]))])
+    return table(["comparison (target accuracy, points)", "diff [95% CI]", "reading", "seeds"], rows)
+
+
+def tables(res: dict) -> str:
     """All four study tables as one markdown string."""
-    res = json.loads(path.read_text())
     out: list[str] = []
     summary = sorted(res["summary"], key=lambda s: ORDER.index(s["method"]) if s["method"] in ORDER else 99)
     runs_of = {m: [r for r in res["runs"] if r["method"] == m] for m in ORDER}
@@ -56,7 +82,6 @@ def tables(path: Path) -> str:
     rows = []
     for p in res["paired"]:
         lo, hi = p["ci"]
-        reading = "a better" if lo > 0 else "b better" if hi < 0 else "no difference shown"
         name = f"**{p['a']} − {p['b']}**" if (p["a"], p["b"]) in PRIMARY else f"{p['a']} − {p['b']}"
         rows.append(
             [
@@ -65,7 +90,7 @@ def tables(path: Path) -> str:
                 f"{p['diff']:+.1f}",
                 f"[{lo:+.1f}, {hi:+.1f}]",
                 f"{hi - lo:.1f}",
-                reading,
+                reading(lo, hi),
                 ",".join(map(str, p["seeds"])),
             ]
         )
@@ -127,22 +152,27 @@ def tables(path: Path) -> str:
     return "\n".join(out)
 
 
-def write_between_markers(doc: Path, text: str) -> None:
-    """Replace the document's generated block, keeping the markers; refuse a document without them."""
-    body = doc.read_text()
-    if BEGIN not in body or END not in body:
-        raise SystemExit(f"{doc}: no {BEGIN} ... {END} block to replace")
-    head, rest = body.split(BEGIN, 1)
-    doc.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+def write_between_markers(doc: Path, blocks: dict[str, str]) -> None:
+    """Replace each generated block the document has, keeping the markers; refuse one with none."""
+    body, found = doc.read_text(), 0
+    for name, text in blocks.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin in body and end in body:
+            head, rest = body.split(begin, 1)
+            body, found = head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1], found + 1
+    if not found:
+        raise SystemExit(f"{doc}: none of the blocks {', '.join(blocks)} (<!-- NAME:begin --> ... <!-- NAME:end -->)")
+    doc.write_text(body)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", type=Path, default=Path("results/study/results.json"))
-    parser.add_argument("--write", type=Path, metavar="DOC", help="replace the tables between DOC's markers")
+    parser.add_argument("--write", type=Path, action="append", metavar="DOC", help="fill DOC's generated blocks")
     args = parser.parse_args()
-    text = tables(args.results)
-    if args.write:
-        write_between_markers(args.write, text)
-    else:
-        print(text)
+    res = json.loads(args.results.read_text())
+    blocks = {"study-tables": tables(res), "study-headline": headline(res)}
+    for doc in args.write or []:
+        write_between_markers(doc, blocks)
+    if not args.write:
+        print("\n\n".join(blocks.values()))
