@@ -32,7 +32,9 @@ from safetensors.torch import load_file
 from teacher.fake_openai import FakeOpenAI
 
 KEY = "sk-reliability-kill-0b7d"
-SYNTH_ARGS = ["--seed", "3", "--n-train", "16", "--n-test", "4"]
+# 800 training rows per dataset: 20-50 ms of work between dataset folders, so a kill a few ms after a file
+# appears lands mid-work on a fast machine too (with 16 rows the whole command took ~5 ms after import).
+SYNTH_ARGS = ["--seed", "3", "--n-train", "800", "--n-test", "4"]
 TRAIN_OVERRIDES = [
     "method=prada",
     "train.max_steps=8",
@@ -77,7 +79,7 @@ def test_data_synth_killed_and_rerun_equals_uninterrupted(seed, synth_ref, tmp_p
     rng = random.Random(f"synth/{seed}")
     out, log = tmp_path / "data", tmp_path / "log"
     argv = ["data", "synth", "--out", str(out), *SYNTH_ARGS]
-    plan = kill_plan(rng, max_threshold=12, max_delay=0.02, n_kills=rng.choice([1, 1, 2]))
+    plan = kill_plan(rng, max_threshold=10, max_delay=0.02, n_kills=rng.choice([1, 1, 2]))
     launch = (
         Subprocess if seed == 0 else Forked
     )  # one trial through `python -m prada`, the rest forked (see harness.py)
