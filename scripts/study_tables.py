@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from prada.report.markdown import fmt_cell, markdown_table, paired_reading
+
 ORDER = ["prior", "zero-shot", "answer-ft", "ft-cot", "ft-cot-tlm", "ptune", "dann", "prada"]
 TARGETS = ["date_understanding", "tracking_shuffled_objects"]
 PRIMARY = {("prada", "ft-cot")}
@@ -26,26 +28,14 @@ HEADLINE = [  # (a, b, what the contrast isolates), target accuracy, in the READ
 ]
 
 
-def cell(c: dict | None) -> str:
-    if not c or c.get("accuracy") is None:
-        return "–"
-    lo, hi = c.get("ci") or (None, None)
-    return f"{c['accuracy']:.1f} [{lo:.1f}, {hi:.1f}]" if lo is not None else f"{c['accuracy']:.1f}"
-
-
 def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    return "\n".join(markdown_table(header, rows))
 
 
 def mean_of(runs: list[dict], dataset: str, key: str) -> str:
     values = [r["eval"]["datasets"][dataset].get(key) for r in runs if dataset in r["eval"]["datasets"]]
     values = [v for v in values if v is not None]
     return f"{sum(values) / len(values):.0f}" if values else "–"
-
-
-def reading(lo: float, hi: float) -> str:
-    return "a better" if lo > 0 else "b better" if hi < 0 else "no difference shown"
 
 
 def headline(res: dict) -> str:
@@ -58,7 +48,9 @@ def headline(res: dict) -> str:
             continue
         lo, hi = p["ci"]
         name = f"**{a} − {b}** ({why})" if (a, b) in PRIMARY else f"{a} − {b} ({why})"
-        rows.append([name, f"{p['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]", reading(lo, hi), ",".join(map(str, p["seeds"]))])
+        rows.append(
+            [name, f"{p['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]", paired_reading(lo, hi), ",".join(map(str, p["seeds"]))]
+        )
     return table(["comparison (target accuracy, points)", "diff [95% CI]", "reading", "seeds"], rows)
 
 
@@ -68,13 +60,18 @@ def tables(res: dict) -> str:
     summary = sorted(res["summary"], key=lambda s: ORDER.index(s["method"]) if s["method"] in ORDER else 99)
     runs_of = {m: [r for r in res["runs"] if r["method"] == m] for m in ORDER}
 
-    out.append("#### Accuracy (%, mean over seeds [95% interval])\n")
+    out.append("#### Accuracy (%, mean over seeds [95% interval], sd = spread across seeds)\n")
     rows = []
     for s in summary:
         d = s["datasets"]
         rows.append(
-            [s["method"], ", ".join(map(str, s["seeds"])), cell(s["source_accuracy"]), cell(s["target_accuracy"])]
-            + [cell(d.get(k)) for k in TARGETS]
+            [
+                s["method"],
+                ", ".join(map(str, s["seeds"])),
+                fmt_cell(s["source_accuracy"]),
+                fmt_cell(s["target_accuracy"]),
+            ]
+            + [fmt_cell(d.get(k)) for k in TARGETS]
         )
     out.append(table(["method", "seeds", "source (10 datasets x 30)", "target (macro)", *TARGETS], rows))
 
@@ -90,7 +87,7 @@ def tables(res: dict) -> str:
                 f"{p['diff']:+.1f}",
                 f"[{lo:+.1f}, {hi:+.1f}]",
                 f"{hi - lo:.1f}",
-                reading(lo, hi),
+                paired_reading(lo, hi),
                 ",".join(map(str, p["seeds"])),
             ]
         )

@@ -49,12 +49,18 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A GitHub markdown table, one string per line."""
     return [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
         *("| " + " | ".join(r) + " |" for r in rows),
     ]
+
+
+def paired_reading(lo: float, hi: float) -> str:
+    """The pre-registered reading of a paired a − b interval: only one that excludes 0 names a winner."""
+    return "a better" if lo > 0 else "b better" if hi < 0 else "no difference shown"
 
 
 def _source_target(results: dict) -> list[str]:
@@ -72,7 +78,7 @@ def _source_target(results: dict) -> list[str]:
         for s in results["summary"]
     ]
     out = ["## Source vs target", ""]
-    out += _table(
+    out += markdown_table(
         ["method", "fold", "source domains", "target domains", "source acc", "target acc", "mean acc", "seeds"], rows
     )
     out += [
@@ -83,7 +89,7 @@ def _source_target(results: dict) -> list[str]:
     ]
     if results.get("across_folds"):
         out += ["", "### Across folds (each fold's target is a different domain)", ""]
-        out += _table(
+        out += markdown_table(
             ["method", "folds", "source acc", "target acc", "mean acc"],
             [
                 [
@@ -106,7 +112,7 @@ def _paired(results: dict) -> list[str]:
     rows = []
     for p in pairs:
         lo, hi = p["ci"] if p.get("ci") else (None, None)
-        verdict = "–" if lo is None else ("a better" if lo > 0 else "b better" if hi < 0 else "no difference shown")
+        verdict = "–" if lo is None else paired_reading(lo, hi)
         ci = f"[{lo:+.1f}, {hi:+.1f}]" if lo is not None else "–"
         rows.append(
             [
@@ -127,7 +133,7 @@ def _paired(results: dict) -> list[str]:
         "Same test items and seeds for both methods; the 95% interval comes from the paired bootstrap (see the top). "
         "An interval that contains 0 shows no difference at this sample size.",
         "",
-        *_table(["a − b", "fold", "role", "diff", "95% CI", "reading", "seeds", "items/seed"], rows),
+        *markdown_table(["a − b", "fold", "role", "diff", "95% CI", "reading", "seeds", "items/seed"], rows),
     ]
 
 
@@ -158,7 +164,7 @@ def _rates(results: dict) -> list[str]:
         "and with an answer of the right type extracted. A cut output is scored by the fallback rule (last candidate), "
         "so a high truncation rate means the budget, not the student, decides part of the score.",
         "",
-        *_table(["method", "fold", "dataset", "role", "--> %", "truncated %", "answer found %"], rows),
+        *markdown_table(["method", "fold", "dataset", "role", "--> %", "truncated %", "answer found %"], rows),
     ]
 
 
@@ -172,7 +178,7 @@ def _per_fold(results: dict) -> list[str]:
         methods = [s["method"] for s in rows]
         first = rows[0]
         out += ["", f"## Fold `{fold}`", "", "### Per domain", ""]
-        out += _table(
+        out += markdown_table(
             ["domain", "role", *methods],
             [[d, info["role"], *(fmt_cell(s["domains"].get(d)) for s in rows)] for d, info in first["domains"].items()],
         )
@@ -181,7 +187,7 @@ def _per_fold(results: dict) -> list[str]:
         in_domain = any(info.get("in_domain_accuracy") is not None for s in rows for info in s["datasets"].values())
         ref_cols = [f"{m} in-domain" for m in methods] if in_domain else []
         header = ["dataset", "domain", "role", "n", *methods, *ref_cols, *(PUBLISHED_COLUMNS[c] for c in pub_cols)]
-        out += _table(
+        out += markdown_table(
             header,
             [
                 [
@@ -233,7 +239,7 @@ def _explain(results: dict) -> list[str]:
         "pooled question features (lower = domains less separable). PAD: proxy A-distance 2(1-2·err), mean over domain "
         "pairs (0 = indistinguishable, 2 = perfectly separable). Untrained = the base student before fine-tuning.",
         "",
-        *_table(
+        *markdown_table(
             ["run", "probe acc (trained)", "probe acc (untrained)", "PAD (trained)", "PAD (untrained)", "details"], rows
         ),
     ]
@@ -266,7 +272,9 @@ def _explain_paired(results: dict) -> list[str]:
         "",
         "### With vs without the adversary (same fold and seed)",
         "",
-        *_table(["pair", "fold", "seed", "probe (with)", "probe (without)", "PAD (with)", "PAD (without)"], rows),
+        *markdown_table(
+            ["pair", "fold", "seed", "probe (with)", "probe (without)", "PAD (with)", "PAD (without)"], rows
+        ),
     ]
 
 
@@ -300,7 +308,7 @@ def _heldout(results: dict) -> list[str]:
         "A fresh PCA-8 probe and the adversary's own head classify the domain of held-out test questions from the "
         "pooled features; invariance means the probe near the majority rate, not just the head (heldout_domain.png).",
         "",
-        *_table(
+        *markdown_table(
             ["method", "fold", "seed", "step", "probe", "majority", "head", "source CoT loss", "target CoT loss"], rows
         ),
     ]
@@ -333,7 +341,9 @@ def _runs(results: dict) -> list[str]:
         "",
         "## Runs",
         "",
-        *_table(["folder", "method", "fold", "seed", "student", "backbone", "steps", "batch", "lr", "λ_max"], rows),
+        *markdown_table(
+            ["folder", "method", "fold", "seed", "student", "backbone", "steps", "batch", "lr", "λ_max"], rows
+        ),
         "",
         *sorted(
             {
