@@ -109,6 +109,12 @@ class AdversaryConfig:
     """Domain head: mlp (hidden_size, ReLU, dropout 0.1) | linear (one layer, no dropout: a weaker head)."""
     pooling: str = "mean"
     """Features the head classifies: mean (each question's mean state) | tokens (every question token)."""
+    labels: str = "domain"
+    """What the head classifies: domain (the K reasoning domains of the run's sources and targets) | origin
+    (two classes, source vs target, whatever the domains: DANN's N_s/N_t form, for a shift inside one task)."""
+    max_grad_norm: float = 1.0
+    """Clip of the domain head's own gradient norm, apart from the student's (train.max_grad_norm), so a
+    large head gradient never shrinks the student's step (0: measured, not clipped)."""
 
 
 @dataclass
@@ -173,6 +179,9 @@ class TrainConfig:
     eval_every: int = 0
     """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
     domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
+    snapshot_steps: list[int] = field(default_factory=list)
+    """Also save the student at these steps, each as a finished run folder under RUN_DIR/snapshots/step-N
+    (`prada eval --run RUN_DIR/snapshots/step-N`): learning curves, accuracy at pre-registered checkpoints."""
     target_lm_weight: float = 1.0
     """ft-cot-tlm: weight of the next-token loss on the unlabelled target questions (the UDALM-style baseline)."""
 
@@ -197,7 +206,7 @@ class EvalConfig:
 @dataclass
 class RunConfig:
     method: str = "prada"
-    """prior | zero-shot | answer-ft | ft-cot | ft-cot-tlm | ptune | dann | prada (methods/registry.py)."""
+    """prior | zero-shot | answer-ft | ft-cot | ft-cot-tlm | ptune | dann | prada | prada-tlm (methods/registry.py)."""
     seed: int = 0
     """Seed of initialisation, data order and dropout."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -239,6 +248,7 @@ _CHOICES = {
     "adversary.loss": ("grl", "confusion"),
     "adversary.head": ("mlp", "linear"),
     "adversary.pooling": ("mean", "tokens"),
+    "adversary.labels": ("domain", "origin"),
 }
 
 
@@ -310,6 +320,7 @@ _NON_NEGATIVE = (
     "adversary.lambda_max",
     "adversary.gamma",
     "adversary.target_batch_size",
+    "adversary.max_grad_norm",
     "data.max_train_per_dataset",
     "data.max_test_per_dataset",
     "data.max_source_test_per_dataset",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from prada.config import RunConfig, load_config
+from prada.config import RunConfig, load_config, switch_on
 from prada.errors import PradaError
 
 CONFIG = "config.yaml"  # the resolved config, written before step 0
@@ -21,6 +21,7 @@ DONE = "train_done.json"  # written last by train: the run finished
 EVAL = "eval.json"
 PREDICTIONS = "predictions.jsonl"  # beside eval.json
 EXPLAIN = "explain"  # folder: explain.json and plots
+SNAPSHOTS = "snapshots"  # folder: step-N/, the student at train.snapshot_steps, each laid out as a finished run
 
 TRUST_REMOTE_CODE_ENV = "PRADA_TRUST_REMOTE_CODE"
 
@@ -94,3 +95,18 @@ def make_accelerator(precision: str):
     return Accelerator(
         mixed_precision="bf16" if resolve_precision(precision) == "bf16" else "no", cpu=not torch.cuda.is_available()
     )
+
+
+def resolve_switches(cfg: RunConfig, device: torch.device | str) -> dict[str, bool]:
+    """Each device switch's `auto` decided once, where the run's device is known. The booleans are passed
+    down, printed in the banner and written into train_done.json and eval.json, so which path ran can be
+    checked after the fact ("one program on every device")."""
+    cpu = torch.device(device).type == "cpu"
+    return {
+        # the virtual prompt's keys/values once per step: pays where FLOPs bound the step (the CPU)
+        "share_prompt_prefix": switch_on(cfg.train.share_prompt_prefix, auto=cpu),
+        # few-row linears weight-first while decoding: measured to pay on a CPU in fp32 only
+        "weight_first_linears": switch_on(
+            cfg.eval.weight_first_linears, auto=cpu and resolve_precision(cfg.train.precision) == "fp32"
+        ),
+    }

@@ -43,7 +43,7 @@ def _decode(device: str, switch: str, autocast_dtype=None) -> tuple[list[list[in
             max_new_tokens=12,
             device=device,
             autocast_dtype=autocast_dtype,
-            weight_first=switch,
+            weight_first=switch == "on",
         )
     finally:
         generate._weight_first = real

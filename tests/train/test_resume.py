@@ -65,7 +65,7 @@ def test_resume_requires_a_run_folder(tmp_path):
 def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_path, minutes, every, saved):
     from unittest import mock
 
-    from prada.train import loop
+    from prada.train import checkpoint
 
     steps = []
     cfg = tiny_config(
@@ -75,7 +75,7 @@ def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_pat
         f"train.save_every={every}",
         f"train.save_every_minutes={minutes}",
     )
-    with mock.patch.object(loop, "save_checkpoint", side_effect=lambda run, model, opt, step: steps.append(step)):
+    with mock.patch.object(checkpoint, "save_checkpoint", side_effect=lambda run, model, opt, step: steps.append(step)):
         train(cfg, tmp_path / "r", progress=False)
     assert steps == saved  # never at the last step: the final model supersedes a checkpoint there
 

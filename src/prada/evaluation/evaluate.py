@@ -29,7 +29,7 @@ from prada.evaluation.scorers import SCORERS, score_output
 from prada.io import append_jsonl, atomic_write_json, atomic_write_jsonl, folder_lock, read_jsonl_tolerant
 from prada.methods.registry import method_spec
 from prada.progress import hidden
-from prada.run_dir import EVAL, PREDICTIONS, autocast_dtype, default_device, finished_run_config
+from prada.run_dir import EVAL, PREDICTIONS, autocast_dtype, default_device, finished_run_config, resolve_switches
 
 
 def load_test_sets(cfg: RunConfig, data: str | None, split: str) -> dict[str, list[Example]]:
@@ -83,6 +83,7 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     device = default_device()
     student.to(device)
     dtype = autocast_dtype(cfg.train.precision)
+    switches = resolve_switches(cfg, device)
     style = method_spec(cfg.method).prompt_style
 
     limit = cfg.student.max_length - 1  # the prompt tokens training kept (collate.build_train_items)
@@ -125,7 +126,7 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
             device,
             dtype,
             on_finish=record,
-            weight_first=cfg.eval.weight_first_linears,
+            weight_first=switches["weight_first_linears"],
             max_prompt_tokens=limit,
         )
     bar.close()
@@ -133,6 +134,7 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     result, predictions = score_outputs(cfg, tests, done, truncated, budget)
     for ds, n in prompts_over(tokenizer, prompts, limit).items():
         result["datasets"][ds]["prompt_truncated"] = n
+    result["switches"] = {"weight_first_linears": switches["weight_first_linears"]}  # which decoding path ran
     return _write(result, predictions, out_path, out), out_path
 
 

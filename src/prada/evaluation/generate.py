@@ -16,7 +16,6 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from prada.config import switch_on
 from prada.hf_compat import cache_keyword, cache_layers, new_cache
 
 
@@ -123,13 +122,13 @@ def greedy_generate(
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[list[int]]], None] | None = None,
-    weight_first: str = "auto",
+    weight_first: bool = False,
 ) -> list[list[int]]:
     """Greedy new tokens (EOS excluded) for every prompt, `batch_size` rows at a time (0: all at once).
 
     Prompts start longest first (rows that join together share little padding). `on_finish(indices,
     tokens)` sees rows as they end, so a caller can save them before the rest are done. `weight_first`
-    (auto | on | off) is eval.weight_first_linears.
+    is eval.weight_first_linears as the run resolved it (run_dir.resolve_switches).
     """
     outputs: list[list[int]] = [[] for _ in input_ids]
     if max_new_tokens <= 0 or not input_ids:
@@ -142,9 +141,7 @@ def greedy_generate(
     ctx = (
         torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     )
-    # auto: a CPU model in fp32 only (measured there); under autocast the CPU's bf16 kernels keep their own orientation
-    cpu_fp32 = next(student.lm.parameters()).device.type == "cpu" and autocast_dtype is None
-    weight_first_ctx = weight_first_linears(student.lm) if switch_on(weight_first, auto=cpu_fp32) else nullcontext()
+    weight_first_ctx = weight_first_linears(student.lm) if weight_first else nullcontext()
     with ctx, weight_first_ctx:
         while waiting or rows is not None:
             # --- fill free slots with waiting prompts (their prefill gives their first logits)
@@ -196,7 +193,7 @@ def generate_texts(
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[str], list[bool]], None] | None = None,
-    weight_first: str = "auto",
+    weight_first: bool = False,
     max_prompt_tokens: int = 0,
 ) -> list[str]:
     """Tokenise once, generate with refilled batches, decode.

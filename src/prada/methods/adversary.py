@@ -71,18 +71,27 @@ class Adversary(nn.Module):
         head: str = "mlp",
         objective: str = "grl",
         pooling: str = "mean",
+        classes: list[int] | None = None,
     ):
         super().__init__()
         self.layer, self.objective, self.pooling = layer, objective, pooling
         self.num_domains = num_domains
-        self.head = DomainHead(hidden_size, num_domains, head_hidden, head)
+        classes = list(range(num_domains)) if classes is None else list(classes)
+        self.register_buffer("class_of_domain", torch.tensor(classes, dtype=torch.long), persistent=False)
+        self.num_classes = max(classes) + 1
+        self.head = DomainHead(hidden_size, self.num_classes, head_hidden, head)
+
+    def classes(self, domains: torch.Tensor) -> torch.Tensor:
+        """The head's class of each domain index (adversary.labels: the domain itself, or source/target)."""
+        return self.class_of_domain[domains]
 
     def features(self, hidden: torch.Tensor, question_mask: torch.Tensor, domains: torch.Tensor):
         """(features (N, H), labels (N,)): one row per question (mean) or per question token (tokens)."""
+        labels = self.classes(domains)
         if self.pooling == "tokens":
             keep = question_mask.bool()
-            return hidden[keep], domains[:, None].expand_as(question_mask)[keep]
-        return pool_question(hidden, question_mask), domains
+            return hidden[keep], labels[:, None].expand_as(question_mask)[keep]
+        return pool_question(hidden, question_mask), labels
 
     def loss(
         self, features: torch.Tensor, labels: torch.Tensor, lam: float
@@ -109,3 +118,18 @@ class Adversary(nn.Module):
     def accuracy(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The head's accuracy without any gradient (the held-out probe)."""
         return (self.head(features).argmax(-1) == labels).float().mean()
+
+
+def domain_classes(domains: list[str], target_domains: list[str], labels: str) -> list[int]:
+    """adversary.labels as the head's class of each domain (in the run's domain order).
+
+    `domain`: K classes, one a domain. `origin`: two, source (0) vs target (1), whatever the domains
+    (DANN's N_s / N_t form: the one that fits a shift inside one task).
+    """
+    if labels == "origin":
+        if not target_domains:
+            from prada.errors import ConfigError
+
+            raise ConfigError("adversary.labels: origin needs target domains (data.target_domains); this run has none")
+        return [int(d in target_domains) for d in domains]
+    return list(range(len(domains)))

@@ -48,6 +48,7 @@ METHODS: dict[str, MethodSpec] = {
     "ptune": MethodSpec(train=True, prompt=True, adversary=False, backbone="full"),
     "dann": MethodSpec(train=True, prompt=False, adversary=True, backbone="full"),
     "prada": MethodSpec(train=True, prompt=True, adversary=True, backbone="full"),
+    "prada-tlm": MethodSpec(train=True, prompt=True, adversary=True, backbone="full", target_lm=True),
 }
 
 # Paired comparisons a report shows (a - b), where both methods ran: PRADA against every baseline it
@@ -57,6 +58,9 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("prada", "ptune"),
     ("dann", "ft-cot"),
     ("prada", "ft-cot-tlm"),
+    ("prada-tlm", "ft-cot-tlm"),
+    ("prada-tlm", "prada"),
+    ("prada-tlm", "ft-cot"),
     ("prada", "dann"),
     ("prada", "answer-ft"),
     ("prada", "zero-shot"),

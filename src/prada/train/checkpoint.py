@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -180,3 +181,33 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return step
+
+
+class Checkpointer:
+    """When a resumable checkpoint is due and writing it: every `train.save_every` steps, at least every
+    `train.save_every_minutes`, and on a stop request. Every rank decides alike (clocks may differ, and
+    under FSDP / DeepSpeed saving is a collective), so with several processes `due` is agreed across them."""
+
+    def __init__(self, cfg, accelerator, run_dir: Path):
+        self.cfg, self.accelerator, self.run_dir = cfg.train, accelerator, Path(run_dir)
+        self.sharded = uses_accelerate_state(cfg.train.checkpoint_format, accelerator)
+        self.last = time.monotonic()
+
+    def due(self, step: int, requested: bool) -> bool:
+        minutes = self.cfg.save_every_minutes
+        due = (
+            requested
+            or bool(self.cfg.save_every and step % self.cfg.save_every == 0)
+            or (minutes > 0 and time.monotonic() - self.last >= 60 * minutes)
+        )
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor(float(due), device=self.accelerator.device)
+            due = bool(self.accelerator.reduce(flag, "sum") > 0)
+        return due
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+        if self.sharded:  # every process
+            save_accelerate_checkpoint(self.run_dir, self.accelerator, step)
+        elif self.accelerator.is_main_process:
+            save_checkpoint(self.run_dir, self.accelerator.unwrap_model(model), optimizer, step)
+        self.last = time.monotonic()

@@ -23,7 +23,7 @@ import torch
 from prada.config import RunConfig
 from prada.distill.collate import Batch, TrainItem, build_question_items, build_train_items, collate
 from prada.distill.dataset import DistillationSet
-from prada.methods.adversary import pool_question
+from prada.methods.adversary import domain_classes, pool_question
 
 HELDOUT_PER_DOMAIN = 32
 
@@ -39,6 +39,7 @@ class HeldOut:
     pad_id: int
     pad_multiple: int
     batch_size: int
+    classes: list[int]  # the probe's class of each domain index: adversary.labels (domain, or source vs target)
 
 
 def build_heldout(cfg: RunConfig, data: DistillationSet, tokenizer, per_domain: int = HELDOUT_PER_DOMAIN) -> HeldOut:
@@ -63,6 +64,9 @@ def build_heldout(cfg: RunConfig, data: DistillationSet, tokenizer, per_domain: 
         tokenizer.pad_token_id,
         cfg.student.pad_multiple,
         cfg.train.batch_size,
+        domain_classes(data.domains, data.target_domains, cfg.adversary.labels)
+        if data.target_domains
+        else list(range(len(data.domains))),
     )
 
 
@@ -119,7 +123,7 @@ def heldout_figures(student, held: HeldOut, device: torch.device, seed: int = 0)
                 head_n += len(y)
             pooled = pool_question(hidden.float(), batch.question_mask)
             feats.append(pooled.cpu().numpy())
-            labels.append(batch.domain.cpu().numpy())
+            labels.append(np.asarray(held.classes)[batch.domain.cpu().numpy()])
         if feats:
             X, y = np.concatenate(feats), np.concatenate(labels)
             for key, dims in (("heldout_probe_acc", PROBE_DIMS), ("heldout_probe_full_acc", None)):

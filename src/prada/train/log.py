@@ -16,12 +16,15 @@ def _step(row: dict) -> float:
 
 
 class TrainLog:
-    def __init__(self, path: Path, trackers: "Trackers | None" = None):
+    def __init__(self, path: Path, trackers: "Trackers | None" = None, enabled: bool = True):
         self.path = path
         self.trackers = trackers
+        self.enabled = enabled  # False on the other ranks of a launch: only the main process writes the log
 
     def write(self, row: dict) -> None:
         """The SPEC's fields (null where a method has none), then every other figure of the row."""
+        if not self.enabled:
+            return
         append_jsonl(self.path, {**{k: row.get(k) for k in LOG_FIELDS}, **row})
         if self.trackers is not None:
             self.trackers.log(row)
@@ -32,6 +35,8 @@ class TrainLog:
 
     def truncate_after(self, step: int) -> None:
         """Drop lines logged after the checkpoint we resume from, so the log has no duplicates."""
+        if not self.enabled:
+            return
         rows = [r for r in read_jsonl_tolerant(self.path) if _step(r) <= step]
         atomic_write_jsonl(self.path, rows)
 
@@ -102,3 +107,11 @@ def start_banner(cfg, world: int, device, precision: str, steps: int, n_items: i
     if cfg.train.log_with:
         lines.append(f"  logging to {', '.join(cfg.train.log_with)}")
     return "\n".join(lines)
+
+
+def log_row(
+    step: int, lam: float | None, lr: float, tokens_per_s: float, grad_norms: dict, means: dict, heldout: dict
+) -> dict:
+    """One train_log.jsonl line (SPEC "Files"): `lambda` is null for a method without target questions."""
+    norms = {k: None if v is None else float(v) for k, v in grad_norms.items()}
+    return {"step": step, "lambda": lam, "lr": lr, "tokens_per_s": tokens_per_s, **norms, **means, **heldout}

@@ -11,8 +11,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,31 +32,33 @@ from prada.distill.collate import (
 from prada.distill.dataset import DistillationSet, load_distillation_set, prepare_data
 from prada.errors import PradaError
 from prada.io import atomic_write_json, folder_lock
+from prada.methods.adversary import domain_classes
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
 from prada.progress import hidden
 from prada.run_dir import (  # the run folder's names and checks; re-exported for older imports
     CONFIG,
     DONE,
+    SNAPSHOTS,
     TRAIN_LOG,
     TRUST_REMOTE_CODE_ENV,  # noqa: F401
     bf16_supported,  # noqa: F401
     finished_run_config,  # noqa: F401
     make_accelerator,
+    resolve_switches,
     saved_run_config,
 )
 from prada.train.checkpoint import (
+    Checkpointer,
     find_checkpoint,
     is_accelerate_checkpoint,
     load_accelerate_checkpoint,
     load_checkpoint,
     remove_checkpoints,
-    save_accelerate_checkpoint,
-    save_checkpoint,
-    uses_accelerate_state,
 )
 from prada.train.diagnostics import build_heldout, heldout_figures
-from prada.train.log import Trackers, TrainLog, start_banner
+from prada.train.log import Trackers, TrainLog, log_row, start_banner
+from prada.train.meter import Meter
 from prada.train.student import StepShare, Student, build_student, save_student
 
 TARGET_SEED_OFFSET = 500_009  # target questions get their own batch order, not the source's
@@ -163,6 +166,7 @@ class Run:
     data: DistillationSet
     student: Student
     tokenizer: object
+    switches: dict[str, bool] = field(default_factory=dict)  # the device switches, resolved once (run_dir)
 
 
 def resolve_run(cfg: RunConfig | None, out_dir: Path | None, resume: Path | None) -> tuple[RunConfig, Path]:
@@ -193,8 +197,10 @@ def prepare(cfg: RunConfig, out_dir: Path) -> Run:
         save_config(cfg, out_dir / CONFIG)
     prepare_data(cfg.data)  # the data step: builds the benchmark folder once if it is missing
     data = load_distillation_set(cfg.data, cfg.seed)  # reads only
-    student, tokenizer = build_student(cfg, num_domains=len(data.domains))
-    return Run(cfg, out_dir, accelerator, data, student, tokenizer)
+    switches = resolve_switches(cfg, accelerator.device)
+    classes = domain_classes(data.domains, data.target_domains, cfg.adversary.labels) if data.target_domains else None
+    student, tokenizer = build_student(cfg, len(data.domains), classes, switches)
+    return Run(cfg, out_dir, accelerator, data, student, tokenizer, switches)
 
 
 # --- batches: tokenised once; length-grouped; the global batch split across processes -------------------
@@ -249,6 +255,15 @@ class StepBatches:
             )
             for k, group in enumerate(groups)
         ]
+
+    def step_parts(self, step: int) -> Iterator[tuple[Batch, Batch | None, StepShare, bool]]:
+        """(source, target, share, last) of every part of optimizer step `step`, over its grad_accum micro-batches."""
+        share = self.share(step)
+        for micro in range(self.grad_accum):
+            parts = self.micro_parts(step * self.grad_accum + micro)
+            for j, (source, target, rows) in enumerate(parts):
+                last = micro == self.grad_accum - 1 and j == len(parts) - 1
+                yield source, target, dataclasses.replace(share, source_rows=rows), last
 
     def share(self, step: int) -> StepShare:
         """The step's label tokens over every micro-batch and process, known here without communication."""
@@ -328,125 +343,118 @@ def fit(
     run: Run, batches: StepBatches, model: torch.nn.Module, optimizer: torch.optim.Optimizer, start: int, progress: bool
 ) -> None:
     """Steps start..total: batch -> losses -> backward -> clip -> step -> log -> checkpoint."""
+    cfg, accelerator, total = run.cfg, run.accelerator, batches.total
+    log, held, bar = open_log(run, batches, start, progress)
+    checkpointer = Checkpointer(cfg, accelerator, run.out_dir)
+    adversary = accelerator.unwrap_model(model).adversary is not None
+    model.train()
+    t_last, tokens = time.perf_counter(), 0
+    with finish_step_on_interrupt(enabled=batches.world == 1) as interrupt:
+        for step in range(start, total):
+            lam = grl_lambda(step / total, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * lr_factor(step, total, cfg.train.warmup_steps)
+            # --- forward/backward over the step's micro-batch parts, each its share of the step (StepShare),
+            # so their losses sum to the step's; gradients sync on the last part only
+            meter = Meter()
+            for source, target, share, last in batches.step_parts(step):
+                tokens += int(source.attention_mask.sum()) * batches.world  # the CPU copy: no device sync
+                source, target = source.to(accelerator.device), target and target.to(accelerator.device)
+                with nullcontext() if last else accelerator.no_sync(model), accelerator.autocast():
+                    losses, metrics = model(source, target, lam, share)
+                accelerator.backward(sum(losses.values()))
+                meter.add(losses, metrics)
+            # --- clip (the domain head apart from the student), step
+            norms = clip_gradients(accelerator, model, cfg)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            # --- log, snapshot, checkpoint
+            done = step + 1
+            heldout = {}
+            if held is not None and (done % cfg.train.eval_every == 0 or done == total):
+                heldout = heldout_figures(accelerator.unwrap_model(model), held, accelerator.device, cfg.seed)
+            if done % cfg.train.log_every == 0 or done == total or heldout:
+                means = meter.means(accelerator.reduce, done, cfg.train.lr)  # every rank: a mean over processes
+                now = time.perf_counter()
+                lr, rate = optimizer.param_groups[0]["lr"], tokens / max(now - t_last, 1e-9)
+                row = log_row(done, lam if adversary else None, lr, rate, norms, means, heldout)
+                t_last, tokens = now, 0
+                log.write(row)
+                bar.set_postfix({k: f"{row[k]:.3g}" for k in POSTFIX if row.get(k) is not None})
+            if done in cfg.train.snapshot_steps and done < total:
+                save_snapshot(run, model, done)
+            if checkpointer.due(done, interrupt["requested"]) and done < total:
+                checkpointer.save(model, optimizer, done)
+            bar.update(1)
+            if interrupt["requested"] and done < total:
+                bar.close()
+                log.close()
+                raise TrainingInterrupted(run.out_dir, done, interrupt["signum"])
+    bar.close()
+    log.close()
+
+
+POSTFIX = ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s")  # what the progress bar shows of a log row
+
+
+def open_log(run: Run, batches: StepBatches, start: int, progress: bool) -> tuple[TrainLog, object, tqdm]:
+    """The run's log (trackers on the main process only; other ranks write nothing), the held-out set of the
+    diagnostics, the banner and the progress bar, for a run that starts (or resumes) at `start`."""
     cfg, accelerator, out_dir, total = run.cfg, run.accelerator, run.out_dir, batches.total
-    grad_accum, world, device = batches.grad_accum, batches.world, accelerator.device
     if not 0 <= start < total:
         raise PradaError(
             f"{find_checkpoint(out_dir)}: checkpoint step {start} is outside this run's {total} steps; "
             "delete the checkpoint folder to restart the run"
         )
+    main = accelerator.is_main_process
     trackers = None
-    if cfg.train.log_with and accelerator.is_main_process:  # accelerate's trackers, main process only
+    if cfg.train.log_with and main:
         trackers = Trackers(cfg.train.log_with, out_dir.name, out_dir / "tracking", config_to_dict(cfg))
-    log = TrainLog(out_dir / TRAIN_LOG, trackers)
+    log = TrainLog(out_dir / TRAIN_LOG, trackers, enabled=main)
     log.truncate_after(start)  # also drops the lines of a run killed before its first checkpoint
-    held = None
-    if cfg.train.eval_every and accelerator.is_main_process:  # main process only: no collective op inside
-        held = build_heldout(cfg, run.data, run.tokenizer)
-    model.train()
-    if accelerator.is_main_process and not hidden(progress):
+    held = build_heldout(cfg, run.data, run.tokenizer) if cfg.train.eval_every and main else None
+    if main and not hidden(progress):
         precision = "bf16" if accelerator.mixed_precision == "bf16" else "fp32"
-        n_items, n_targets = len(batches.items), len(batches.targets) if batches.with_target else 0
-        print(start_banner(cfg, world, device, precision, total, n_items, n_targets), file=sys.stderr)
-    bar = tqdm(
-        total=total,
-        initial=start,
-        desc=f"train {cfg.method}",
-        disable=hidden(progress) or not accelerator.is_main_process,
-    )
-    t_last, tokens = time.perf_counter(), 0
-    last_save = time.monotonic()  # a checkpoint is due save_every_minutes after this (or after the last one)
-    with finish_step_on_interrupt(enabled=world == 1) as interrupt:
-        for step in range(start, total):
-            p = step / total
-            lam = grl_lambda(p, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * lr_factor(step, total, cfg.train.warmup_steps)
-            # --- forward/backward over grad_accum micro-batches; sync gradients only on the last.
-            # Each micro-batch's losses are its share of the step (StepShare), so their sum is the step's loss.
-            share = batches.share(step)
-            sums: dict[str, torch.Tensor] = {}  # losses summed and metrics averaged over the micro-batches
-            weights: dict[str, float] = {}
-            for micro in range(grad_accum):
-                parts = batches.micro_parts(step * grad_accum + micro)
-                for j, (source, target, rows) in enumerate(parts):
-                    tokens += int(source.attention_mask.sum()) * world  # counted on the CPU copy: no device sync
-                    source = source.to(device)
-                    target = target.to(device) if target is not None else None
-                    last = micro == grad_accum - 1 and j == len(parts) - 1
-                    part_share = dataclasses.replace(share, source_rows=rows)
-                    with accelerator.no_sync(model) if not last else nullcontext(), accelerator.autocast():
-                        losses, metrics = model(source, target, lam, part_share)
-                        loss = sum(losses.values())
-                    accelerator.backward(loss)
-                    # stay on the device; read once per logged step. Losses add up to the step's; metrics are
-                    # row-weighted means (a target-only figure comes from the one group that carries the target).
-                    for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + v.detach().float()
-                    for k, v in metrics.items():
-                        w = 1.0 if "target" in k else rows
-                        sums[k] = sums.get(k, 0.0) + v.detach().float() * w
-                        weights[k] = weights.get(k, 0.0) + w
-            for k, w in weights.items():
-                sums[k] = sums[k] / w
-            # --- clip, step
-            # (max_grad_norm 0: measured, not clipped; a DeepSpeed engine clips itself and returns None)
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm or math.inf)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            # --- log, checkpoint
-            done = step + 1
-            heldout = {}
-            if held is not None and (done % cfg.train.eval_every == 0 or done == total):
-                heldout = heldout_figures(accelerator.unwrap_model(model), held, device, cfg.seed)
-            if done % cfg.train.log_every == 0 or done == total or heldout:
-                # mean over ranks (every rank reaches this line), so the log shows the global batch, not rank 0's share
-                means = {k: float(accelerator.reduce(v, "mean")) for k, v in sums.items()}
-                bad = {k: v for k, v in means.items() if not math.isfinite(v)}
-                if bad:  # nothing to resume from: NaN weights would only train on as NaN
-                    raise PradaError(
-                        f"step {done}: {', '.join(f'{k} = {v}' for k, v in bad.items())}: training diverged "
-                        f"(train.lr={cfg.train.lr:g}); lower train.lr and start the run again in a new --out"
-                    )
-                now = time.perf_counter()
-                row = {
-                    "step": done,
-                    "lambda": lam if batches.with_target else 0.0,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "tokens_per_s": tokens / max(now - t_last, 1e-9),
-                    "grad_norm": None if grad_norm is None else float(grad_norm),
-                    **means,
-                    **heldout,
-                }
-                t_last, tokens = now, 0
-                if accelerator.is_main_process:
-                    log.write(row)
-                bar.set_postfix(
-                    {k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if k in row}
-                )
-            due = (
-                interrupt["requested"]
-                or (cfg.train.save_every and done % cfg.train.save_every == 0)
-                or (
-                    cfg.train.save_every_minutes > 0
-                    and time.monotonic() - last_save >= 60 * cfg.train.save_every_minutes
-                )
-            )
-            if world > 1:  # every rank decides alike (the clock may differ): saving can be a collective
-                due = bool(accelerator.reduce(torch.tensor(float(bool(due)), device=device), "sum") > 0)
-            if due and done < total and uses_accelerate_state(cfg.train.checkpoint_format, accelerator):
-                save_accelerate_checkpoint(out_dir, accelerator, done)  # every process
-                last_save = time.monotonic()
-            elif due and done < total and accelerator.is_main_process:
-                save_checkpoint(out_dir, accelerator.unwrap_model(model), optimizer, done)
-                last_save = time.monotonic()
-            bar.update(1)
-            if interrupt["requested"] and done < total:
-                bar.close()
-                log.close()
-                raise TrainingInterrupted(out_dir, done, interrupt["signum"])
-    bar.close()
-    log.close()
+        n_targets = len(batches.targets) if batches.with_target else 0
+        banner = start_banner(cfg, batches.world, accelerator.device, precision, total, len(batches.items), n_targets)
+        print(banner + "\n" + switches_line(run.switches), file=sys.stderr)
+    bar = tqdm(total=total, initial=start, desc=f"train {cfg.method}", disable=hidden(progress) or not main)
+    return log, held, bar
+
+
+def switches_line(switches: dict[str, bool]) -> str:
+    """The banner line that says which path each device switch took in this run."""
+    return "  switches: " + ", ".join(f"{k} {'on' if v else 'off'}" for k, v in switches.items())
+
+
+def clip_gradients(accelerator, model: torch.nn.Module, cfg: RunConfig) -> dict[str, float | None]:
+    """Clip the student's gradient norm (train.max_grad_norm) and the domain head's apart (adversary.max_grad_norm),
+    so a large head gradient never shrinks the student's step. 0: measured, not clipped. The norms, for the log
+    (None where a DeepSpeed engine clips itself)."""
+    adversary = accelerator.unwrap_model(model).adversary
+    head = {id(p) for p in adversary.parameters()} if adversary is not None else set()
+    student = [p for p in model.parameters() if id(p) not in head]
+    norms = {"grad_norm": accelerator.clip_grad_norm_(student, cfg.train.max_grad_norm or math.inf)}
+    if head:
+        norms["head_grad_norm"] = accelerator.clip_grad_norm_(
+            list(adversary.parameters()), cfg.adversary.max_grad_norm or math.inf
+        )
+    return norms
+
+
+def save_snapshot(run: Run, model: torch.nn.Module, step: int) -> None:
+    """The student at `step` (train.snapshot_steps) as a finished run folder of its own, SNAPSHOTS/step-N:
+    `prada eval --run` reads it like any run (learning curves; accuracy at pre-registered checkpoints)."""
+    accelerator = run.accelerator
+    if accelerator.is_main_process:
+        folder = run.out_dir / SNAPSHOTS / f"step-{step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_config(run.cfg, folder / CONFIG)
+        save_student(accelerator.unwrap_model(model), run.tokenizer, run.cfg, folder)
+        atomic_write_json(
+            folder / DONE, {"steps": step, "snapshot_of": str(run.out_dir), "data": data_fingerprint(run.data)}
+        )
+    accelerator.wait_for_everyone()
 
 
 # --- finish: the final weights and train_done.json --------------------------------------------------------
@@ -458,7 +466,7 @@ def finish(run: Run, model: torch.nn.Module, done: dict) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_student(accelerator.unwrap_model(model), run.tokenizer, run.cfg, run.out_dir)
-        atomic_write_json(run.out_dir / DONE, {**done, "data": data_fingerprint(run.data)})
+        atomic_write_json(run.out_dir / DONE, {**done, "switches": run.switches, "data": data_fingerprint(run.data)})
         remove_checkpoints(run.out_dir)  # the final weights supersede them
     accelerator.wait_for_everyone()
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from prada.config import RunConfig, switch_on
+from prada.config import RunConfig
 from prada.distill.collate import Batch
 from prada.errors import PradaError
 from prada.hf_compat import cache_keyword, cache_layers, new_cache, save_tokenizer
@@ -24,6 +24,7 @@ from prada.io import normal_permissions
 from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
+from prada.run_dir import default_device, resolve_switches
 from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
 from prada.train.lm_loss import linear_cross_entropy
 
@@ -87,13 +88,73 @@ class StepShare:
     source_rows: float = 1.0
 
 
+@dataclass
+class Pass:
+    """What one forward pass of a batch gives the loss parts (real-token positions only)."""
+
+    features: torch.Tensor | None = None  # (B, T, D) at adversary.layer, with an adversary
+    top: torch.Tensor | None = None  # (B, T, D) the last hidden state, when a loss reads it
+    logits: torch.Tensor | None = None  # (B, T, V) the model's own logits, where its head transforms them
+
+
+def token_cross_entropy(p: Pass, labels: torch.Tensor, keep: torch.Tensor, head: nn.Module | None) -> torch.Tensor:
+    """Mean next-token cross-entropy where `keep`: the head applied only there (no full-vocabulary logits), or
+    the model's own logits where it transforms its head's output (see head_gives_logits)."""
+    if head is not None:
+        return linear_cross_entropy(p.top[:, :-1][keep], head, labels[keep])
+    return nn.functional.cross_entropy(p.logits[:, :-1][keep].float(), labels[keep])
+
+
+def cot_loss(p: Pass, batch: Batch, head: nn.Module | None) -> torch.Tensor:
+    """L_y: the CoT cross-entropy on the target tokens (` {rationale} --> {answer}` + EOS), a mean over them."""
+    labels = batch.labels[:, 1:]
+    return token_cross_entropy(p, labels, labels != -100, head)
+
+
+def question_lm_loss(p: Pass, batch: Batch, head: nn.Module | None) -> torch.Tensor:
+    """Next-token cross-entropy over the real tokens of unlabelled questions (`{q} ###`): the target LM loss."""
+    return token_cross_entropy(p, batch.input_ids[:, 1:], batch.attention_mask[:, 1:].bool(), head)
+
+
+def domain_loss(
+    adv: Adversary, src: Pass, source: Batch, tgt: Pass | None, target: Batch | None, lam: float, share: StepShare
+) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, float]]]:
+    """L_d on source (+ target) question features, behind the GRL or the confusion loss; and its metrics.
+
+    Source figures weigh their micro-batch part's share of the rows; target figures come from the one
+    part that carries the target batch (weight 1).
+    """
+    rows = share.source_rows
+    loss, s = adv.loss(*adv.features(src.features, source.question_mask, source.domain), lam)
+    loss = loss * rows
+    metrics = {
+        "domain_ce_source": (s["ce"], rows),
+        "domain_acc_source": (s["acc"], rows),
+        "domain_acc": (s["acc"], rows),
+    }
+    classes = adv.classes(source.domain)
+    if tgt is not None:
+        t_loss, t = adv.loss(*adv.features(tgt.features, target.question_mask, target.domain), lam)
+        loss = loss + t_loss
+        metrics.update(
+            domain_ce_target=(t["ce"], 1.0),
+            domain_acc_target=(t["acc"], 1.0),
+            domain_acc=((s["acc"] + t["acc"]) / 2, rows),
+        )
+        classes = torch.cat([classes, adv.classes(target.domain)])
+    counts = torch.bincount(classes, minlength=adv.num_classes)
+    metrics["domain_acc_majority"] = ((counts.max() / counts.sum()).float(), rows)  # a head that always says one class
+    metrics["domain_ce_chance"] = (torch.tensor(math.log(adv.num_classes)), rows)  # a head that knows nothing
+    return loss / share.micro_batches, metrics
+
+
 class Student(nn.Module):
     def __init__(
         self,
         lm: nn.Module,
         prompt: nn.Module | None = None,
         adversary: Adversary | None = None,
-        share_prompt_prefix: str = "auto",
+        share_prompt_prefix: bool = False,
     ):
         super().__init__()
         self.lm = lm
@@ -101,7 +162,9 @@ class Student(nn.Module):
         self.prompt = prompt
         self.adversary = adversary
         self.head_gives_logits = head_gives_logits(lm)
-        self.share_prompt_prefix = share_prompt_prefix  # train.share_prompt_prefix: auto | on | off
+        self.share_prompt_prefix = (
+            share_prompt_prefix  # train.share_prompt_prefix as resolved (run_dir.resolve_switches)
+        )
 
     @property
     def wants_target(self) -> bool:
@@ -203,69 +266,53 @@ class Student(nn.Module):
 
     def forward(
         self, source: Batch, target: Batch | None = None, lam: float = 0.0, share: StepShare | None = None
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(losses, metrics) of one micro-batch: lm_loss on source targets; with an adversary, domain_loss
-        (a loss) and domain_acc (a metric). Each loss is this micro-batch's share of the step (`StepShare`);
-        without `share` the batch is the whole step, so lm_loss is its mean over label tokens.
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, float]]]:
+        """(losses, metrics) of one micro-batch, one line per loss part.
+
+        losses: name -> this micro-batch's share of the step's loss (`StepShare`); the loop sums them and
+        backpropagates. Without `share` the batch is the whole step (lm_loss: its mean over label tokens).
+        metrics: name -> (value, weight); the log shows each one's weighted mean over a step's parts.
         """
-        # --- student forward on labelled source sequences: (B, T) -> hidden (B, T, D)
-        # the virtual prompt once per step, shared by every row of both batches (train.share_prompt_prefix)
-        share_prefix = switch_on(self.share_prompt_prefix, auto=source.input_ids.device.type == "cpu")
-        prefix = self.prompt_prefix() if self.prompt is not None and share_prefix else None
-        hidden, logits = self._states_and_logits(source, prefix, logits=not self.head_gives_logits)
-        # --- CoT cross-entropy on target tokens only; logits only where a label exists (saves vocab matmuls),
-        # or the model's own logits where it transforms its head's output (see head_gives_logits)
-        shift_labels = source.labels[:, 1:]
-        keep = shift_labels != -100
-        n_labels = int(keep.sum())
-        share = share or StepShare(label_tokens=n_labels)
-        if logits is None:
-            lm_loss = linear_cross_entropy(
-                hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), shift_labels[keep]
-            )
-        else:
-            lm_loss = nn.functional.cross_entropy(logits[:, :-1][keep].float(), shift_labels[keep])
-        # the token mean times this batch's share of the step's label tokens (1.0 when the batch is the step)
-        losses = {"lm_loss": lm_loss * (n_labels / share.label_tokens)}
-        metrics: dict[str, torch.Tensor] = {}
-        has_target = target is not None and target.input_ids.numel() > 0
-        # --- ft-cot-tlm: next-token loss on the unlabelled target questions (same data as the adversary's)
-        if self.target_lm_weight and has_target:
+        # the virtual prompt's keys and values once per step, shared by both batches (train.share_prompt_prefix)
+        prefix = self.prompt_prefix() if self.prompt is not None and self.share_prompt_prefix else None
+        src = self.run_pass(source, prefix, top=True)
+        tgt = self.run_pass(target, prefix, top=self.target_lm_weight > 0) if self.wants_target and target else None
+        share = share or StepShare(label_tokens=source.num_target_tokens)
+        losses: dict[str, torch.Tensor] = {}
+        metrics: dict[str, tuple[torch.Tensor, float]] = {}
+        losses["lm_loss"] = cot_loss(src, source, self.head()) * (source.num_target_tokens / share.label_tokens)
+        if self.target_lm_weight and tgt is not None:  # ft-cot-tlm, prada-tlm
             losses["target_lm_loss"] = (
-                self.target_lm_weight * self.question_lm_loss(target, prefix) / share.micro_batches
+                self.target_lm_weight * question_lm_loss(tgt, target, self.head()) / share.micro_batches
             )
-        if self.adversary is None:
-            return losses, metrics
-        # --- domain classifier (behind the GRL, or the confusion loss) on question features of source (+ target)
-        adv, layer = self.adversary, self.adversary.layer
-        d_loss, src = adv.loss(*adv.features(hidden[layer], source.question_mask, source.domain), lam)
-        d_loss = d_loss * share.source_rows
-        metrics.update(domain_ce_source=src["ce"], domain_acc_source=src["acc"], domain_acc=src["acc"])
-        domains = source.domain
-        if has_target:
-            t_hidden = self.layer_states(target, layer, prefix)
-            t_loss, tgt = adv.loss(*adv.features(t_hidden, target.question_mask, target.domain), lam)
-            d_loss = d_loss + t_loss
-            metrics.update(
-                domain_ce_target=tgt["ce"], domain_acc_target=tgt["acc"], domain_acc=(src["acc"] + tgt["acc"]) / 2
-            )
-            domains = torch.cat([domains, target.domain])
-        counts = torch.bincount(domains, minlength=adv.num_domains)
-        metrics["domain_acc_majority"] = (counts.max() / counts.sum()).float()  # a head that always says one domain
-        metrics["domain_ce_chance"] = torch.tensor(math.log(adv.num_domains))  # a head that knows nothing
-        losses["domain_loss"] = d_loss / share.micro_batches
+        if self.adversary is not None:  # dann, prada, prada-tlm
+            losses["domain_loss"], adversary_metrics = domain_loss(self.adversary, src, source, tgt, target, lam, share)
+            metrics.update(adversary_metrics)
         return losses, metrics
+
+    def head(self) -> nn.Module | None:
+        """The output embedding the CoT losses apply where a label is, or None where they read the model's logits."""
+        return self.lm.get_output_embeddings() if self.head_gives_logits else None
+
+    def run_pass(
+        self, batch: Batch | None, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None, top: bool
+    ) -> Pass | None:
+        """One forward pass of `batch` with what any loss part reads: the top state (and the model's logits where
+        the head's output is transformed) when `top`, the adversary's feature layer whenever there is an adversary.
+        Without `top` the pass stops at the feature layer (the target batch of dann and prada)."""
+        if batch is None or batch.input_ids.numel() == 0:
+            return None
+        layer = self.adversary.layer if self.adversary is not None else None
+        if not top:
+            return Pass(features=self.layer_states(batch, layer, prefix) if layer is not None else None)
+        states, logits = self._states_and_logits(batch, prefix, logits=not self.head_gives_logits)
+        return Pass(features=states[layer] if layer is not None else None, top=states[-1], logits=logits)
 
     def question_lm_loss(
         self, batch: Batch, prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     ) -> torch.Tensor:
         """Mean next-token cross-entropy over the real tokens of a question-only batch (`{q} ###`)."""
-        hidden, logits = self._states_and_logits(batch, prefix, logits=not self.head_gives_logits)
-        labels = batch.input_ids[:, 1:]
-        keep = batch.attention_mask[:, 1:].bool()
-        if logits is None:
-            return linear_cross_entropy(hidden[-1][:, :-1][keep], self.lm.get_output_embeddings(), labels[keep])
-        return nn.functional.cross_entropy(logits[:, :-1][keep].float(), labels[keep])
+        return question_lm_loss(self.run_pass(batch, prefix, top=True), batch, self.head())
 
     def param_groups(self, cfg: RunConfig) -> list[dict]:
         """Optimizer groups: backbone, prompt and adversary each at their own learning rate."""
@@ -282,8 +329,14 @@ class Student(nn.Module):
         return groups
 
 
-def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
-    """Load the backbone named by the config and attach the parts its method declares."""
+def build_student(
+    cfg: RunConfig, num_domains: int, classes: list[int] | None = None, switches: dict[str, bool] | None = None
+) -> tuple[Student, object]:
+    """Load the backbone named by the config and attach the parts its method declares.
+
+    `classes`: the domain head's class of each domain index (`domain_classes`; None: one class a domain).
+    `switches`: the run's resolved device switches (None: resolved for the default device).
+    """
     spec = method_spec(cfg.method)
     path = resolve_model(cfg.student.model)
     tokenizer = load_tokenizer(path, cfg.student.trust_remote_code)
@@ -318,8 +371,9 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
             cfg.adversary.layer, lm.config.num_hidden_layers, cfg.student.model
         )  # a clear error now, not at step 1
         a = cfg.adversary
-        adversary = Adversary(dim, num_domains, a.hidden_size, a.layer, a.head, a.loss, a.pooling)
-    student = Student(lm, prompt, adversary, cfg.train.share_prompt_prefix)
+        adversary = Adversary(dim, num_domains, a.hidden_size, a.layer, a.head, a.loss, a.pooling, classes)
+    switches = switches if switches is not None else resolve_switches(cfg, default_device())
+    student = Student(lm, prompt, adversary, switches["share_prompt_prefix"])
     student.target_lm_weight = cfg.train.target_lm_weight if spec.target_lm else 0.0
     return student, tokenizer
 
