@@ -61,3 +61,30 @@ def test_paired_difference_uses_the_pairing():
 def test_paired_interval_needs_one_baseline_per_seed():
     with pytest.raises(ValueError):
         bootstrap_ci([flags(1, 4), flags(2, 4)], [flags(1, 4)])
+
+
+def test_a_seed_is_resampled_once_per_replicate_for_every_dataset():
+    """Seed 0 right on every item of three datasets, seed 1 wrong on every one: a replicate that draws seed 0
+    twice draws it for all three datasets, so a quarter of the replicates sit near 100 and a quarter near 0.
+    Drawn per dataset (the old two-level bootstrap), all-three-alike happens in 1/64 of them and the interval
+    shrank to about [17, 83]: seed luck averaged away."""
+    from prada.evaluation.metrics import bootstrap_ci
+
+    right = {d: {str(i): True for i in range(30)} for d in ("a", "b", "c")}
+    wrong = {d: {str(i): False for i in range(30)} for d in ("a", "b", "c")}
+    lo, hi = bootstrap_ci([right, wrong], n_boot=4000, seed=0)
+    assert lo < 5 and hi > 95
+
+
+def test_seed_t_interval_reads_the_seeds_own_paired_differences():
+    from prada.evaluation.metrics import seed_t_interval
+
+    def run(n_right, n=10):
+        return {"d": {str(i): i < n_right for i in range(n)}}
+
+    out = seed_t_interval([run(6), run(7), run(8)], [run(5), run(5), run(5)])
+    assert out["per_seed"] == pytest.approx([10.0, 20.0, 30.0])
+    assert out["mean"] == pytest.approx(20.0)
+    half = 4.302652729911275 * 10.0 / 3**0.5  # t(0.975, 2) x sd / sqrt(3)
+    assert out["ci"] == pytest.approx([20.0 - half, 20.0 + half])
+    assert seed_t_interval([run(6)], [run(5)]) is None  # one seed: no spread to read

@@ -57,8 +57,8 @@ def bootstrap_ci(
     """Interval of the macro-mean accuracy over `datasets` (mean over seeds), or of its paired difference.
 
     The design is paired: `runs[s]` and `baseline[s]` share seed s and are scored on the same items.
-    Each replicate resamples seeds (two-level bootstrap) and, within each dataset, items, with the SAME
-    draw for every seed and both methods, so copies of one seed add no information and a difference
+    Each replicate resamples seeds once (two-level bootstrap; the same seed draw for every dataset) and,
+    within each dataset, items, with the SAME draw for every seed and both methods, so copies of one seed add no information and a difference
     keeps its pairing. Each dataset gets Agresti-style pseudo-items (one right and one wrong; for a
     difference one (right, wrong) and one (wrong, right) pair), so an interval never collapses at
     0 or 100% or at a zero difference. Points: percent. None when no item is shared.
@@ -70,6 +70,10 @@ def bootstrap_ci(
     if not runs or (runs_b is not None and len(runs_b) != len(runs)):
         raise ValueError("a paired interval needs one baseline run per seed")
     keys = datasets if datasets is not None else sorted(set.intersection(*(set(r) for r in runs)))
+    S = len(runs)
+    # one seed resample per replicate, shared by every dataset: a seed that is lucky on one dataset is
+    # the same seed on the others (drawing it per dataset would average seed luck away)
+    seed_w = rng.multinomial(S, np.full(S, 1 / S), n_boot) / S  # (B, S)
     per_dataset = []
     for key in keys:
         groups = runs + (runs_b or [])
@@ -82,8 +86,7 @@ def bootstrap_ci(
         d = a - np.array([[float(r[key][i]) for i in ids] for r in runs_b]) if runs_b is not None else a
         pseudo = np.array([1.0, -1.0]) if runs_b is not None else np.array([1.0, 0.0])
         d = np.concatenate([d, np.broadcast_to(pseudo, (d.shape[0], 2))], axis=1)  # (S, n + 2)
-        S, n = d.shape
-        seed_w = rng.multinomial(S, np.full(S, 1 / S), n_boot) / S  # (B, S)
+        n = d.shape[1]
         item_w = rng.multinomial(n, np.full(n, 1 / n), n_boot) / n  # (B, n): the same items for every seed
         per_dataset.append(np.einsum("bs,si,bi->b", seed_w, d, item_w))
     if not per_dataset:
@@ -91,3 +94,35 @@ def bootstrap_ci(
     stats = 100.0 * np.mean(per_dataset, axis=0)
     lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return (float(lo), float(hi))
+
+
+def seed_t_interval(
+    runs: list[Flags], baseline: list[Flags] | None = None, datasets: list[str] | None = None, level: float = 0.95
+) -> dict | None:
+    """Seed-level interval beside the bootstrap: each seed's macro-mean accuracy (or paired difference) over
+    `datasets`, and mean +- t(S-1) x sd / sqrt(S) over the seeds. Only the seeds vary here, so a reader sees
+    how far three agreeing seeds go on their own. Points: percent. None with fewer than 2 seeds or no shared item.
+    """
+    import numpy as np
+    from scipy import stats
+
+    per_seed = []
+    for s, run in enumerate(runs):
+        groups = [run] + ([baseline[s]] if baseline is not None else [])
+        keys = datasets if datasets is not None else sorted(set.intersection(*(set(r) for r in groups)))
+        means = []
+        for key in keys:
+            if not all(key in r for r in groups):
+                continue
+            ids = sorted(set.intersection(*(set(r[key]) for r in groups)))
+            if ids:
+                a = np.mean([float(run[key][i]) for i in ids])
+                b = np.mean([float(baseline[s][key][i]) for i in ids]) if baseline is not None else 0.0
+                means.append(a - b)
+        if means:
+            per_seed.append(100.0 * float(np.mean(means)))
+    if len(per_seed) < 2:
+        return None
+    mean, sd = float(np.mean(per_seed)), float(np.std(per_seed, ddof=1))
+    half = float(stats.t.ppf((1 + level) / 2, len(per_seed) - 1)) * sd / math.sqrt(len(per_seed))
+    return {"mean": mean, "ci": [mean - half, mean + half], "per_seed": per_seed}

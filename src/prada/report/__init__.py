@@ -13,7 +13,7 @@ from statistics import mean, pstdev
 from typing import Any
 
 from prada.config import config_to_dict
-from prada.evaluation.metrics import Flags, bootstrap_ci
+from prada.evaluation.metrics import Flags, bootstrap_ci, seed_t_interval
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
 from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS, TRAIN_LOG
@@ -248,6 +248,7 @@ def paired_differences(records: list[dict], flags_of: dict[str, Flags], n_boot: 
                 if not keys:
                     continue
                 diff = mean(_macro(x, keys) - _macro(y, keys) for x, y in zip(fa, fb))
+                by_seed = seed_t_interval(fa, fb, keys, level=LEVEL)
                 out.append(
                     {
                         "a": a,
@@ -256,6 +257,9 @@ def paired_differences(records: list[dict], flags_of: dict[str, Flags], n_boot: 
                         "role": role,
                         "diff": round(diff, 2),
                         "ci": _ci(fa, keys, n_boot, baseline=fb),
+                        # beside the bootstrap: t over the seeds' own paired differences (only seeds vary)
+                        "seed_ci": [round(x, 2) for x in by_seed["ci"]] if by_seed else None,
+                        "per_seed": [round(_macro(x, keys) - _macro(y, keys), 2) for x, y in zip(fa, fb)],
                         "seeds": seeds,
                         "n_items": sum(len(fa[0][k]) for k in keys),
                     }

@@ -114,6 +114,8 @@ def _paired(results: dict) -> list[str]:
         lo, hi = p["ci"] if p.get("ci") else (None, None)
         verdict = "–" if lo is None else paired_reading(lo, hi)
         ci = f"[{lo:+.1f}, {hi:+.1f}]" if lo is not None else "–"
+        seed_ci = "[{:+.1f}, {:+.1f}]".format(*p["seed_ci"]) if p.get("seed_ci") else "–"
+        per_seed = ", ".join(f"{d:+.1f}" for d in p.get("per_seed") or [])
         rows.append(
             [
                 f"{p['a']} − {p['b']}",
@@ -121,6 +123,8 @@ def _paired(results: dict) -> list[str]:
                 p["role"],
                 f"{p['diff']:+.1f}",
                 ci,
+                seed_ci,
+                per_seed or "–",
                 verdict,
                 str(len(p["seeds"])),
                 str(p["n_items"]),
@@ -130,10 +134,14 @@ def _paired(results: dict) -> list[str]:
         "",
         "## Paired differences (a − b, accuracy points)",
         "",
-        "Same test items and seeds for both methods; the 95% interval comes from the paired bootstrap (see the top). "
-        "An interval that contains 0 shows no difference at this sample size.",
+        "Same test items and seeds for both methods; the 95% interval comes from the paired bootstrap (see the top), "
+        "the seed interval from t over the seeds' own paired differences (listed per seed; three seeds that agree "
+        "are p = 0.125 one-sided by themselves). An interval that contains 0 shows no difference at this sample size.",
         "",
-        *markdown_table(["a − b", "fold", "role", "diff", "95% CI", "reading", "seeds", "items/seed"], rows),
+        *markdown_table(
+            ["a − b", "fold", "role", "diff", "95% CI", "seed 95% CI", "per seed", "reading", "seeds", "items/seed"],
+            rows,
+        ),
     ]
 
 

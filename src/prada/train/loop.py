@@ -352,8 +352,7 @@ def fit(
     with finish_step_on_interrupt(enabled=batches.world == 1) as interrupt:
         for step in range(start, total):
             lam = grl_lambda(step / total, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * lr_factor(step, total, cfg.train.warmup_steps)
+            set_lr(optimizer, lr_factor(step, total, cfg.train.warmup_steps))
             # --- forward/backward over the step's micro-batch parts, each its share of the step (StepShare),
             # so their losses sum to the step's; gradients sync on the last part only
             meter = Meter()
@@ -380,7 +379,7 @@ def fit(
                 row = log_row(done, lam if adversary else None, lr, rate, norms, means, heldout)
                 t_last, tokens = now, 0
                 log.write(row)
-                bar.set_postfix({k: f"{row[k]:.3g}" for k in POSTFIX if row.get(k) is not None})
+                bar.set_postfix(postfix(row))
             if done in cfg.train.snapshot_steps and done < total:
                 save_snapshot(run, model, done)
             if checkpointer.due(done, interrupt["requested"]) and done < total:
@@ -394,7 +393,17 @@ def fit(
     log.close()
 
 
-POSTFIX = ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s")  # what the progress bar shows of a log row
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Every parameter group at `factor` times its own base lr (backbone, prompt and head have their own)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+def postfix(row: dict) -> dict[str, str]:
+    """What the progress bar shows of a log row."""
+    return {
+        k: f"{row[k]:.3g}" for k in ("lm_loss", "domain_loss", "domain_acc", "tokens_per_s") if row.get(k) is not None
+    }
 
 
 def open_log(run: Run, batches: StepBatches, start: int, progress: bool) -> tuple[TrainLog, object, tqdm]:
