@@ -5,6 +5,7 @@
 # rebuilds the (partial) report from those copies, and the lot is committed on its own. Weights never
 # leave runs/. Rerun it after an interruption: finished runs are skipped, an unfinished one resumes.
 #   bash scripts/study.sh [CONFIG [RESULTS_DIR]]   (defaults: configs/study-other.yaml, results/study)
+# A result file that git would ignore stops the script (exit 3) before anything is committed.
 # To stop early, send SIGTERM to the `prada run` process (not this script): it checkpoints and exits,
 # and this script collects what finished, commits, and exits with prada's status.
 set -euo pipefail
@@ -32,6 +33,14 @@ collect() {
   if [ "$changed" = 1 ]; then
     nice "$bin/prada" report "$dest" >/dev/null 2>>"$root/study.log" || echo "prada report failed (see $root/study.log)"
     git add "$dest"
+    # every small output must be in the commit: an ignore rule once swallowed 19 of 20 runs' predictions
+    local missing
+    missing=$(git status --porcelain --ignored -- "$dest" | sed -n 's/^!! //p')
+    if [ -n "$missing" ]; then
+      echo "study.sh: error: these results are ignored by git and would not be committed: $missing" >&2
+      echo "study.sh: fix the ignore rule (git check-ignore -v FILE names it), then rerun" >&2
+      exit 3
+    fi
     git commit -q -m "Study ($name): $(find "$dest/runs" -name eval.json | wc -l) runs finished; small outputs and the partial report under $dest" -- "$dest" || true
   fi
 }
@@ -48,7 +57,7 @@ done
 "$bin/prada" run --config "$config" >>"$root/study.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid || true; collect; exit 143' TERM INT HUP
-while kill -0 "$pid" 2>/dev/null; do collect; sleep 60 & wait $! || true; done  # a background sleep: a signal is handled at once
+while kill -0 "$pid" 2>/dev/null; do collect; sleep "${STUDY_POLL_SECONDS:-60}" & wait $! || true; done  # a background sleep: a signal is handled at once
 rc=0; wait "$pid" || rc=$?
 collect
 exit "$rc"

@@ -1,0 +1,74 @@
+"""scripts/study.sh commits every finished run's small outputs, and stops loudly when git would ignore one."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKE_PRADA = """#!/usr/bin/env bash
+# stands in for prada: `run` finishes one zero-shot run, `report` writes a report
+if [ "$1" = run ]; then
+  d=runs/s2/runs/zero-shot__f__seed0; mkdir -p "$d"
+  echo 'method: zero-shot' > "$d/config.yaml"; echo '{"steps": 0}' > "$d/train_done.json"
+  echo '{"method": "zero-shot"}' > "$d/eval.json"; echo '{"id": "1", "correct": true}' > "$d/predictions.jsonl"
+fi
+[ "$1" = report ] && echo report > "$2/report.md"
+exit 0
+"""
+
+
+@pytest.fixture
+def repo(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "study.sh", tmp_path / "scripts" / "study.sh")
+    (tmp_path / "study.yaml").write_text("name: s2\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "prada").write_text(FAKE_PRADA)
+    (bin_dir / "prada").chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {
+        **os.environ,
+        "PRADA_BIN": str(bin_dir),
+        "STUDY_POLL_SECONDS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    return tmp_path, env
+
+
+def _drive(repo, env):
+    return subprocess.run(
+        ["bash", "scripts/study.sh", "study.yaml", "results/s2"], cwd=repo, env=env, capture_output=True, text=True
+    )
+
+
+def test_driver_commits_predictions_and_logs(repo):
+    path, env = repo
+    (path / ".gitignore").write_text("/runs/\n")  # the fixed rule: only the top-level runs/ (weights)
+    out = _drive(path, env)
+    assert out.returncode == 0, out.stderr
+    committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
+    assert "results/s2/runs/zero-shot__f__seed0/predictions.jsonl" in committed
+    assert "results/s2/runs/zero-shot__f__seed0/eval.json" in committed
+
+
+def test_driver_stops_loudly_when_git_would_ignore_a_result(repo):
+    path, env = repo
+    (path / ".gitignore").write_text("runs/\n")  # the old rule: it also matches results/s2/runs/
+    out = _drive(path, env)
+    assert out.returncode == 3
+    assert "ignored by git and would not be committed" in out.stderr
+    assert "results/s2/runs/" in out.stderr
+    log = subprocess.run(["git", "log", "--oneline"], cwd=path, capture_output=True, text=True).stdout
+    assert log == ""  # nothing half-committed
