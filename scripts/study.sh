@@ -32,16 +32,7 @@ collect() {
   [ -f "$root/experiment.yaml" ] && ! cmp -s "$root/experiment.yaml" "$dest/experiment.yaml" && cp "$root/experiment.yaml" "$dest/" && changed=1
   if [ "$changed" = 1 ]; then
     nice "$bin/prada" report "$dest" >/dev/null 2>>"$root/study.log" || echo "prada report failed (see $root/study.log)"
-    git add "$dest"
-    # every small output must be in the commit: an ignore rule once swallowed 19 of 20 runs' predictions
-    local missing
-    missing=$(git status --porcelain --ignored -- "$dest" | sed -n 's/^!! //p')
-    if [ -n "$missing" ]; then
-      echo "study.sh: error: these results are ignored by git and would not be committed: $missing" >&2
-      echo "study.sh: fix the ignore rule (git check-ignore -v FILE names it), then rerun" >&2
-      exit 3
-    fi
-    git commit -q -m "Study ($name): $(find "$dest/runs" -name eval.json | wc -l) runs finished; small outputs and the partial report under $dest" -- "$dest" || true
+    bash scripts/commit_results.sh "$dest" "Study ($name): $(find "$dest/runs" -name eval.json | wc -l) runs finished; small outputs and the partial report under $dest"
   fi
 }
 

@@ -27,7 +27,8 @@ def repo(tmp_path):
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "study.sh", tmp_path / "scripts" / "study.sh")
+    for script in ("study.sh", "commit_results.sh"):
+        shutil.copy(ROOT / "scripts" / script, tmp_path / "scripts" / script)
     (tmp_path / "study.yaml").write_text("name: s2\n")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -68,7 +69,7 @@ def test_driver_stops_loudly_when_git_would_ignore_a_result(repo):
     (path / ".gitignore").write_text("runs/\n")  # the old rule: it also matches results/s2/runs/
     out = _drive(path, env)
     assert out.returncode == 3
-    assert "ignored by git and would not be committed" in out.stderr
+    assert "ignored by git and would not be committed" in out.stderr, out.stderr
     assert "results/s2/runs/" in out.stderr
     log = subprocess.run(["git", "log", "--oneline"], cwd=path, capture_output=True, text=True).stdout
     assert log == ""  # nothing half-committed
