@@ -179,6 +179,9 @@ class TrainConfig:
     eval_every: int = 0
     """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
     domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
+    loss: str = "ce"
+    """The CoT loss: ce (cross-entropy) | dft (Dynamic Fine-Tuning: each target token's cross-entropy times the
+    student's own probability of it, detached; TRL's loss_type="dft", a cheap baseline claimed to generalise better)."""
     snapshot_steps: list[int] = field(default_factory=list)
     """Also save the student at these steps, each as a finished run folder under RUN_DIR/snapshots/step-N
     (`prada eval --run RUN_DIR/snapshots/step-N`): learning curves, accuracy at pre-registered checkpoints."""
@@ -249,6 +252,7 @@ _CHOICES = {
     "adversary.head": ("mlp", "linear"),
     "adversary.pooling": ("mean", "tokens"),
     "adversary.labels": ("domain", "origin"),
+    "train.loss": ("ce", "dft"),
 }
 
 

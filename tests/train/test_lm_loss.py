@@ -69,3 +69,28 @@ def test_bf16_autocast_keeps_fp32_gradients():
     assert [g.dtype for g in grads] == [torch.float32] * 3
     for g, g_ref in zip(grads, _grads(ref, [hidden, head.weight, head.bias])):
         assert torch.allclose(g, g_ref, atol=0.02)
+
+
+@pytest.mark.parametrize("chunk", [3, 512])
+def test_dft_loss_and_gradients_match_autograd(chunk):
+    """train.loss=dft: the chunked kernel gives autograd's value and gradients of mean(p.detach() x CE)."""
+    from prada.train.lm_loss import linear_cross_entropy, token_loss
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 11)
+    hidden = torch.randn(7, 8, requires_grad=True)
+    labels = torch.randint(0, 11, (7,))
+    ref_h = hidden.detach().clone().requires_grad_(True)
+    ref = token_loss(head(ref_h), labels, dft=True)
+    ref.backward()
+    ref_grads = [ref_h.grad.clone(), head.weight.grad.clone(), head.bias.grad.clone()]
+    head.zero_grad()
+    got = linear_cross_entropy(hidden, head, labels, chunk=chunk, dft=True)
+    got.backward()
+    assert torch.allclose(got, ref, atol=1e-6)
+    for a, b in zip([hidden.grad, head.weight.grad, head.bias.grad], ref_grads):
+        assert torch.allclose(a, b, atol=1e-6)
+    plain = linear_cross_entropy(hidden.detach(), head, labels)
+    assert got < plain  # every weight p < 1
+    ce = torch.nn.functional.cross_entropy(head(hidden.detach()), labels, reduction="none")
+    assert torch.allclose(got, (ce * torch.exp(-ce)).mean(), atol=1e-6)

@@ -131,3 +131,15 @@ def test_snapshots_are_runs_that_eval_reads_and_switches_are_recorded(synth_dir,
     assert set(result["datasets"]) == set(final["datasets"])
     assert result["switches"] == {"weight_first_linears": final["switches"]["weight_first_linears"]}
     assert isinstance(result["switches"]["weight_first_linears"], bool)
+
+
+def test_dft_is_one_switch_on_the_cot_loss(synth_dir):
+    cfg = tiny_config(synth_dir, "method=ft-cot", "train.loss=dft")
+    student, tok = build_student(cfg, 3)
+    student.eval()
+    source, _ = _batches(tok)
+    with torch.no_grad():
+        dft, _ = student(source)
+        student.dft = False
+        ce, _ = student(source)
+    assert set(dft) == {"lm_loss"} and 0 < dft["lm_loss"] < ce["lm_loss"]

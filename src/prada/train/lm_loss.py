@@ -17,7 +17,13 @@ from torch import nn
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor, chunk: int
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        labels: torch.Tensor,
+        chunk: int,
+        dft: bool = False,
     ) -> torch.Tensor:
         n = hidden.shape[0]
         ctx.weight_dtype, ctx.bias_dtype = weight.dtype, None if bias is None else bias.dtype
@@ -30,12 +36,16 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             h, y = hidden[start : start + chunk], labels[start : start + chunk]
             logits = nn.functional.linear(h, weight, bias).float()  # (c, vocab)
             log_z = torch.logsumexp(logits, -1)
-            total += (log_z - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            ce = log_z - logits.gather(1, y[:, None]).squeeze(1)
+            token_weight = torch.exp(-ce) if dft else None  # DFT: each token's loss times its own p (no gradient)
+            total += (ce * token_weight).sum() if dft else ce.sum()
             if not (want_h or want_w or want_b):
                 continue
             # d(sum of losses)/d(logits) = softmax - one-hot, built in place in the logits' memory
             probs = logits.sub_(log_z[:, None]).exp_()
             probs[torch.arange(len(y), device=y.device), y] -= 1.0
+            if dft:
+                probs.mul_(token_weight[:, None])
             probs = probs.to(h.dtype)
             if want_h:
                 grad_h[start : start + chunk] = probs @ weight.to(h.dtype)
@@ -55,15 +65,25 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             grad_w = grad_w.to(ctx.weight_dtype)
         if grad_b is not None:
             grad_b = grad_b.to(ctx.bias_dtype)
-        return grad_h, grad_w, grad_b, None, None
+        return grad_h, grad_w, grad_b, None, None, None
 
 
-def linear_cross_entropy(hidden: torch.Tensor, head: nn.Module, labels: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """Mean cross-entropy of `head(hidden)` against `labels`: hidden (N, D), labels (N,) -> scalar.
+def token_loss(logits: torch.Tensor, labels: torch.Tensor, dft: bool = False) -> torch.Tensor:
+    """Mean cross-entropy of logits (N, V) against labels (N,); with `dft` each token's cross-entropy is
+    weighted by the model's own probability of the label, detached (Dynamic Fine-Tuning, Wu et al. 2025;
+    TRL's `loss_type="dft"`): confident tokens count fully, unlikely ones less."""
+    ce = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+    return (ce * torch.exp(-ce).detach()).mean() if dft else ce.mean()
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor, head: nn.Module, labels: torch.Tensor, chunk: int = 512, dft: bool = False
+) -> torch.Tensor:
+    """Mean cross-entropy of `head(hidden)` against `labels` (DFT-weighted with `dft`): hidden (N, D), labels (N,).
 
     A plain nn.Linear head (SmolLM2, Llama, Qwen, GPT-2, ...) goes through the chunked path; any other
     head module is applied as it is.
     """
     if type(head) is not nn.Linear:
-        return nn.functional.cross_entropy(head(hidden).float(), labels)
-    return _ChunkedLinearCrossEntropy.apply(hidden, head.weight, head.bias, labels, chunk)
+        return token_loss(head(hidden), labels, dft)
+    return _ChunkedLinearCrossEntropy.apply(hidden, head.weight, head.bias, labels, chunk, dft)

@@ -26,7 +26,7 @@ from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
 from prada.run_dir import default_device, resolve_switches
 from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
-from prada.train.lm_loss import linear_cross_entropy
+from prada.train.lm_loss import linear_cross_entropy, token_loss
 
 
 class _StopForward(Exception):
@@ -97,18 +97,21 @@ class Pass:
     logits: torch.Tensor | None = None  # (B, T, V) the model's own logits, where its head transforms them
 
 
-def token_cross_entropy(p: Pass, labels: torch.Tensor, keep: torch.Tensor, head: nn.Module | None) -> torch.Tensor:
+def token_cross_entropy(
+    p: Pass, labels: torch.Tensor, keep: torch.Tensor, head: nn.Module | None, dft: bool = False
+) -> torch.Tensor:
     """Mean next-token cross-entropy where `keep`: the head applied only there (no full-vocabulary logits), or
     the model's own logits where it transforms its head's output (see head_gives_logits)."""
     if head is not None:
-        return linear_cross_entropy(p.top[:, :-1][keep], head, labels[keep])
-    return nn.functional.cross_entropy(p.logits[:, :-1][keep].float(), labels[keep])
+        return linear_cross_entropy(p.top[:, :-1][keep], head, labels[keep], dft=dft)
+    return token_loss(p.logits[:, :-1][keep], labels[keep], dft)
 
 
-def cot_loss(p: Pass, batch: Batch, head: nn.Module | None) -> torch.Tensor:
-    """L_y: the CoT cross-entropy on the target tokens (` {rationale} --> {answer}` + EOS), a mean over them."""
+def cot_loss(p: Pass, batch: Batch, head: nn.Module | None, dft: bool = False) -> torch.Tensor:
+    """L_y: the CoT cross-entropy on the target tokens (` {rationale} --> {answer}` + EOS), a mean over them
+    (train.loss: ce; or dft, each token weighted by its detached probability)."""
     labels = batch.labels[:, 1:]
-    return token_cross_entropy(p, labels, labels != -100, head)
+    return token_cross_entropy(p, labels, labels != -100, head, dft)
 
 
 def question_lm_loss(p: Pass, batch: Batch, head: nn.Module | None) -> torch.Tensor:
@@ -159,6 +162,7 @@ class Student(nn.Module):
         super().__init__()
         self.lm = lm
         self.target_lm_weight = 0.0  # ft-cot-tlm sets it (train.target_lm_weight)
+        self.dft = False  # train.loss: dft
         self.prompt = prompt
         self.adversary = adversary
         self.head_gives_logits = head_gives_logits(lm)
@@ -280,7 +284,9 @@ class Student(nn.Module):
         share = share or StepShare(label_tokens=source.num_target_tokens)
         losses: dict[str, torch.Tensor] = {}
         metrics: dict[str, tuple[torch.Tensor, float]] = {}
-        losses["lm_loss"] = cot_loss(src, source, self.head()) * (source.num_target_tokens / share.label_tokens)
+        losses["lm_loss"] = cot_loss(src, source, self.head(), self.dft) * (
+            source.num_target_tokens / share.label_tokens
+        )
         if self.target_lm_weight and tgt is not None:  # ft-cot-tlm, prada-tlm
             losses["target_lm_loss"] = (
                 self.target_lm_weight * question_lm_loss(tgt, target, self.head()) / share.micro_batches
@@ -375,6 +381,7 @@ def build_student(
     switches = switches if switches is not None else resolve_switches(cfg, default_device())
     student = Student(lm, prompt, adversary, switches["share_prompt_prefix"])
     student.target_lm_weight = cfg.train.target_lm_weight if spec.target_lm else 0.0
+    student.dft = cfg.train.loss == "dft"
     return student, tokenizer
 
 
