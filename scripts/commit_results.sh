@@ -4,6 +4,9 @@
 #   bash scripts/commit_results.sh DEST MESSAGE
 set -euo pipefail
 dest=$1 message=$2
+# one committer at a time: several drivers (and a person) may commit results to one checkout
+exec 9>"$(git rev-parse --git-dir)/prada-results.lock"
+flock 9
 git add "$dest"
 missing=$(git status --porcelain --ignored -- "$dest" | sed -n 's/^!! //p')
 if [ -n "$missing" ]; then
