@@ -90,6 +90,9 @@ def build(shared: Path, out: Path) -> None:
     dev = {name: read_examples(folder / name / "dev.jsonl") for name in summary["datasets"]}
     write_examples(out / "dev-synthetic.jsonl", [e for k, v in dev.items() if k in FAMILIES for e in v[:N_DEV_CURVE]])
     write_examples(out / "dev-real.jsonl", [e for k, v in dev.items() if k not in FAMILIES for e in v])
+    # the learning control's pass rule reads the in-distribution test sets of the synthetic families
+    tests = [e for k in FAMILIES for e in read_examples(folder / k / "test.jsonl")]
+    write_examples(out / "test-synthetic.jsonl", tests)
     # --- tuning fold: difficulty 1 -> 3 of the same families
     folder, summary = out / "difficulty", {"datasets": {}, "study2": {"seed": SEED, "fold": "difficulty"}}
     for key in FAMILIES:

@@ -1,0 +1,145 @@
+"""Study 2's pre-registered rules (docs/results.md, "Study 2"), applied to the committed results.
+
+    python scripts/study2_rules.py budget   # learning curves (table + plot) and the step budget S
+    python scripts/study2_rules.py pass     # the pass rule at S: in-distribution test vs prior, per family
+    python scripts/study2_rules.py gap      # the gap check: oracle vs synthetic ft-cot at S on the real dev items
+
+Each reads only files under results/study2/ and prints a markdown table; nothing here is tuned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results" / "study2"
+FAMILIES = ("synth_last_letter", "synth_coin_flip", "synth_tracking", "synth_date", "synth_arithmetic")
+GRID, CEILING, BAR = (50, 100, 200, 300, 400), 400, 80.0
+
+
+def _curve(name: str, file: str = "dev.json") -> dict[int, dict]:
+    out = {}
+    for path in sorted((RESULTS / name).glob(f"step-*/{file}")):
+        out[int(path.parent.name.split("-")[1])] = json.loads(path.read_text())
+    return dict(sorted(out.items()))
+
+
+def _flags(path: Path) -> dict[str, dict[str, bool]]:
+    flags: dict[str, dict[str, bool]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        flags.setdefault(row["dataset"], {})[row["id"]] = row["correct"]
+    return flags
+
+
+def step_budget(curve: dict[int, dict]) -> tuple[int | None, str]:
+    """S: the first grid step whose dev accuracy is >= 80% on every family; the ceiling if none (once it is in)."""
+    for step in GRID:
+        if step in curve and all(curve[step]["datasets"][k]["accuracy"] >= BAR for k in FAMILIES):
+            return step, f"S = {step}: the first snapshot with every family >= {BAR:.0f}% on its dev items"
+    if CEILING in curve:
+        return CEILING, f"S = {CEILING}: no snapshot had every family >= {BAR:.0f}% (the ceiling)"
+    return None, f"S not decided yet: snapshots evaluated so far {sorted(curve)}, none with every family >= {BAR:.0f}%"
+
+
+def budget() -> int:
+    curve = _curve("learning")
+    if not curve:
+        print("no learning-control snapshot evaluated yet (results/study2/learning/step-*/dev.json)")
+        return 1
+    print("| step | " + " | ".join(k.removeprefix("synth_") for k in FAMILIES) + " | mean |")
+    print("|" + "---|" * (len(FAMILIES) + 2))
+    for step, r in curve.items():
+        accs = [r["datasets"][k]["accuracy"] for k in FAMILIES]
+        print(f"| {step} | " + " | ".join(f"{a:.1f}" for a in accs) + f" | {sum(accs) / len(accs):.1f} |")
+    _, reading = step_budget(curve)
+    print(f"\n{reading}")
+    _plot(curve)
+    return 0
+
+
+def _plot(curve: dict[int, dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from prada.io import atomic_file
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    steps = list(curve)
+    for k in FAMILIES:
+        ax.plot(steps, [curve[s]["datasets"][k]["accuracy"] for s in steps], marker="o", label=k.removeprefix("synth_"))
+    ax.axhline(BAR, color="grey", linestyle="--", linewidth=1, label=f"{BAR:.0f}% bar")
+    ax.set(xlabel="optimizer step (batch 8)", ylabel="dev accuracy (%)", ylim=(0, 100))
+    ax.set_title(
+        "Study 2 learning control: ft-cot seed 0, synthetic sources\nSmolLM2-135M-Instruct (Q4_1 dequantised)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_file(RESULTS / "learning" / "learning_curves.png") as f:
+        fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
+
+
+def pass_rule() -> int:
+    from prada.evaluation.metrics import bootstrap_ci
+
+    S, reading = step_budget(_curve("learning"))
+    if S is None:
+        print(reading)
+        return 1
+    student = RESULTS / "learning" / f"step-{S}" / "test.predictions.jsonl"
+    prior = RESULTS / "learning" / "prior" / "test.predictions.jsonl"
+    if not (student.exists() and prior.exists()):
+        print(
+            f"{reading}; evaluate the step-{S} snapshot and prior on data/study2/test-synthetic.jsonl first ({student}, {prior})"
+        )
+        return 1
+    a, b = _flags(student), _flags(prior)
+    print(f"{reading}\n\n| family | ft-cot @ S | prior | ft-cot − prior [95% CI] | passes |\n|---|---|---|---|---|")
+    for k in FAMILIES:
+        acc = 100 * sum(a[k].values()) / len(a[k])
+        base = 100 * sum(b[k].values()) / len(b[k])
+        lo, hi = bootstrap_ci([a], [b], datasets=[k], n_boot=2000)
+        ok = acc >= BAR and lo >= 20
+        print(
+            f"| {k} | {acc:.1f} | {base:.1f} | {acc - base:+.1f} [{lo:+.1f}, {hi:+.1f}] | {'yes' if ok else 'NO: dropped'} |"
+        )
+    return 0
+
+
+def gap() -> int:
+    S, reading = step_budget(_curve("learning"))
+    if S is None:
+        print(reading)
+        return 1
+    synthetic = RESULTS / "learning" / f"step-{S}" / "real-dev.json"
+    oracle = RESULTS / "oracle-gapcheck" / f"step-{S}" / "dev.json"
+    if not (synthetic.exists() and oracle.exists()):
+        print(f"{reading}; need {synthetic} and {oracle}")
+        return 1
+    syn, orc = json.loads(synthetic.read_text()), json.loads(oracle.read_text())
+    keys = sorted(orc["datasets"])
+    print("| dataset | synthetic ft-cot @ S | oracle @ S | gap |\n|---|---|---|---|")
+    for k in keys:
+        x, y = syn["datasets"][k]["accuracy"], orc["datasets"][k]["accuracy"]
+        print(f"| {k} | {x:.1f} | {y:.1f} | {y - x:+.1f} |")
+    g = sum(orc["datasets"][k]["accuracy"] - syn["datasets"][k]["accuracy"] for k in keys) / len(keys)
+    verdict = "worth studying (>= 10 points)" if g >= 10 else "below 10 points: the pre-registered fallback applies"
+    print(f"\nmacro gap {g:+.1f} points: {verdict}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rule", choices=("budget", "pass", "gap"))
+    return {"budget": budget, "pass": pass_rule, "gap": gap}[parser.parse_args().rule]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
