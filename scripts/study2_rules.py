@@ -86,20 +86,30 @@ def _plot(curve: dict[int, dict]) -> None:
     plt.close(fig)
 
 
-def pass_rule() -> int:
-    from prada.evaluation.metrics import bootstrap_ci
-
+def _inputs(files) -> tuple[int | None, str, list[Path]]:
+    """S, its reading and the files a rule reads at S (`files(S)`); S None or a missing file: say what is missing."""
     S, reading = step_budget(_curve("learning"))
     if S is None:
         print(reading)
+        return None, reading, []
+    paths = files(S)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"{reading}; evaluate first (docs/results.md, 'Running it'): {', '.join(missing)}")
+        return None, reading, []
+    return S, reading, paths
+
+
+def pass_rule() -> int:
+    from prada.evaluation.metrics import bootstrap_ci
+
+    learning = RESULTS / "learning"
+    S, reading, paths = _inputs(
+        lambda S: [learning / f"step-{S}" / "test.predictions.jsonl", learning / "prior" / "test.predictions.jsonl"]
+    )
+    if S is None:
         return 1
-    student = RESULTS / "learning" / f"step-{S}" / "test.predictions.jsonl"
-    prior = RESULTS / "learning" / "prior" / "test.predictions.jsonl"
-    if not (student.exists() and prior.exists()):
-        print(
-            f"{reading}; evaluate the step-{S} snapshot and prior on data/study2/test-synthetic.jsonl first ({student}, {prior})"
-        )
-        return 1
+    student, prior = paths
     a, b = _flags(student), _flags(prior)
     print(f"{reading}\n\n| family | ft-cot @ S | prior | ft-cot − prior [95% CI] | passes |\n|---|---|---|---|---|")
     for k in FAMILIES:
@@ -114,15 +124,15 @@ def pass_rule() -> int:
 
 
 def gap() -> int:
-    S, reading = step_budget(_curve("learning"))
+    S, _, paths = _inputs(
+        lambda S: [
+            RESULTS / "learning" / f"step-{S}" / "real-dev.json",
+            RESULTS / "oracle-gapcheck" / f"step-{S}" / "dev.json",
+        ]
+    )
     if S is None:
-        print(reading)
         return 1
-    synthetic = RESULTS / "learning" / f"step-{S}" / "real-dev.json"
-    oracle = RESULTS / "oracle-gapcheck" / f"step-{S}" / "dev.json"
-    if not (synthetic.exists() and oracle.exists()):
-        print(f"{reading}; need {synthetic} and {oracle}")
-        return 1
+    synthetic, oracle = paths
     syn, orc = json.loads(synthetic.read_text()), json.loads(oracle.read_text())
     keys = sorted(orc["datasets"])
     print("| dataset | synthetic ft-cot @ S | oracle @ S | gap |\n|---|---|---|---|")
