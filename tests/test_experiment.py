@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 
+import prada.train.checkpoint as checkpoint
 import prada.train.loop as loop
 from prada.errors import ConfigError, PradaError
 from prada.experiment import default_config_path, load_experiment, plan_folds, plan_runs, run_experiment
@@ -44,13 +45,13 @@ def experiment(tmp_path_factory):
     ]
     exp = load_experiment(TINY_RUN, overrides)
     killed = next(r for r in plan_runs(exp, out / exp.name) if r.method == "prada")
-    real_save = loop.save_checkpoint
+    real_save = checkpoint.save_checkpoint
 
     def save_then_die(*args, **kwargs):
         real_save(*args, **kwargs)
         raise _Killed
 
-    with mock.patch.object(loop, "save_checkpoint", save_then_die), pytest.raises(_Killed):
+    with mock.patch.object(checkpoint, "save_checkpoint", save_then_die), pytest.raises(_Killed):
         loop.train(killed.config, killed.dir, progress=False)
     assert (killed.dir / "checkpoint").exists() and not (killed.dir / "train_done.json").exists()
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from tiny import tiny_config, two_process_command, two_process_env
 
 from prada.config import save_config
-from prada.train import loop
+from prada.train import checkpoint, loop
 from prada.train.backbones import resolve_model
 from prada.train.checkpoint import ACCELERATE_STATE, read_step
 
@@ -36,7 +36,7 @@ def test_one_process_resumes_from_an_accelerate_checkpoint(synth_dir, tmp_path, 
     cfg.train.checkpoint_format = "accelerate"
     full = loop.train(cfg, tmp_path / "full", progress=False)
 
-    saved = loop.save_accelerate_checkpoint
+    saved = checkpoint.save_accelerate_checkpoint
 
     def save_then_crash(run_dir, accelerator, step):
         saved(run_dir, accelerator, step)
@@ -44,10 +44,10 @@ def test_one_process_resumes_from_an_accelerate_checkpoint(synth_dir, tmp_path, 
         assert read_step(folder) == step and (folder / ACCELERATE_STATE / "optimizer.bin").exists()
         raise _Stop
 
-    monkeypatch.setattr(loop, "save_accelerate_checkpoint", save_then_crash)
+    monkeypatch.setattr(checkpoint, "save_accelerate_checkpoint", save_then_crash)
     with pytest.raises(_Stop):
         loop.train(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(loop, "save_accelerate_checkpoint", saved)
+    monkeypatch.setattr(checkpoint, "save_accelerate_checkpoint", saved)
     loop.train(resume=tmp_path / "cut", progress=False)
     assert _max_diff(_weights(full), _weights(tmp_path / "cut")) < 1e-6
 
