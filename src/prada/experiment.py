@@ -31,7 +31,7 @@ from prada.data.registry import FTCOT12, name_problem, ordered_domains
 from prada.errors import ConfigError, PradaError
 from prada.io import atomic_write_text, folder_lock
 from prada.methods.registry import METHODS, method_spec
-from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN
+from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN_JSON
 
 PROTOCOLS = ("in-domain", "leave-one-domain-out", "explicit")
 RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("method", "seed"))
@@ -370,14 +370,14 @@ def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Ca
             status("training" if run.trains else "preparing (no training)")
             train(run.config, run.dir, progress=progress)
             actions.append("trained" if run.trains else "prepared")
-    for stage in (EVAL, f"{EXPLAIN}/explain.json"):  # finished stages are reused: they must be readable
+    for stage in (EVAL, EXPLAIN_JSON):  # finished stages are reused: they must be readable
         if (run.dir / stage).exists():
             read_artefact(run.dir / stage, "delete it and rerun `prada run` to redo that stage")
     if not (run.dir / EVAL).exists():
         status("evaluating")
         evaluate_run(run.dir, progress=progress)
         actions.append("evaluated")
-    if explain is not None and run.trains and not (run.dir / EXPLAIN / "explain.json").exists():
+    if explain is not None and run.trains and not (run.dir / EXPLAIN_JSON).exists():
         from prada.report.explain import explain_run
 
         status("explaining")

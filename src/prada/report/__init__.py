@@ -16,7 +16,7 @@ from prada.config import config_to_dict
 from prada.evaluation.metrics import Flags, bootstrap_ci
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
-from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS, TRAIN_LOG
+from prada.run_dir import DONE, EVAL, EXPLAIN_JSON, PREDICTIONS, TRAIN_LOG
 from prada.train.backbones import describe_model
 
 LEVEL = 0.95
@@ -81,7 +81,7 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
         "source_accuracy": _ci([flags], in_domain(sources), n_boot),
         "target_accuracy": _ci([flags], in_domain(targets), n_boot),
     }
-    explain = run_dir / EXPLAIN / "explain.json"
+    explain = run_dir / EXPLAIN_JSON
     done = run_dir / DONE
     record = {
         "run": run_dir.name,

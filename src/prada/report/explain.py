@@ -29,7 +29,7 @@ from prada.data.schema import Example
 from prada.errors import PradaError
 from prada.io import atomic_write_json, atomic_write_text, folder_lock, read_jsonl_tolerant
 from prada.progress import hidden as bar_hidden
-from prada.run_dir import EXPLAIN, PREDICTIONS
+from prada.run_dir import EXPLAIN, EXPLAIN_JSON, PREDICTIONS
 
 N_SAMPLES = 3
 
@@ -385,7 +385,7 @@ def _explain_run(run_dir: Path, data: str | None, max_per_dataset: int, batch_si
         "samples": _samples(run_dir, by_id, domains),
     }
     atomic_write_text(out / "explain.md", render_explain(result))
-    atomic_write_json(out / "explain.json", result)  # last: its presence marks explain as done
+    atomic_write_json(run_dir / EXPLAIN_JSON, result)  # last: its presence marks explain as done
     return out
 
 

@@ -7,7 +7,6 @@ in `losses`, never a loop edit; methods only change which parts exist (see metho
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,27 +328,30 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
 
 def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> None:
     """HF folders: model/ (full backbone, safetensors), lora/ (peft adapter), prompt/ (peft P-tuning adapter)."""
+    from prada.io import atomic_write_json
+    from prada.run_dir import DOMAIN_HEAD, LORA, MODEL, PROMPT, STUDENT, WEIGHTS
+
     base = resolve_model(cfg.student.model)
     backbone = cfg.backbone
     prompt_base = base  # the prompt adapter's base: the trained weights where they exist, relative to prompt/
     if method_spec(cfg.method).train and backbone == "full":
         student.lm.config.use_cache = True  # off for training only; a user's generate needs it
-        student.lm.save_pretrained(str(run_dir / "model"), safe_serialization=True)
+        student.lm.save_pretrained(str(run_dir / MODEL), safe_serialization=True)
         student.lm.config.use_cache = False
-        save_tokenizer(tokenizer, run_dir / "model")
-        prompt_base = "../model"
+        save_tokenizer(tokenizer, run_dir / MODEL)
+        prompt_base = f"../{MODEL}"
     elif backbone == "lora":
-        student.lm.save_pretrained(str(run_dir / "lora"))
-        prompt_base = "../lora"
+        student.lm.save_pretrained(str(run_dir / LORA))
+        prompt_base = f"../{LORA}"
     if isinstance(student.prompt, ContinuousPrompt):
-        student.prompt.save_peft_adapter(run_dir / "prompt", prompt_base)
+        student.prompt.save_peft_adapter(run_dir / PROMPT, prompt_base)
     if student.adversary is not None:
         save_file(
             {k: v.contiguous() for k, v in student.adversary.state_dict().items()},
-            str(run_dir / "domain_head.safetensors"),
+            str(run_dir / DOMAIN_HEAD),
         )
-    (run_dir / "student.json").write_text(json.dumps({"base_model": base, "backbone": backbone}))
-    normal_permissions(*(run_dir / name for name in ("model", "lora", "prompt", "domain_head.safetensors")))
+    atomic_write_json(run_dir / STUDENT, {"base_model": base, "backbone": backbone})
+    normal_permissions(*(run_dir / name for name in WEIGHTS))
 
 
 def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
@@ -370,7 +372,9 @@ def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
 
 
 def _weight_files(run_dir: Path) -> list[Path]:
-    return sorted(p for sub in ("model", "lora", "prompt") for p in (run_dir / sub).glob("*.safetensors"))
+    from prada.run_dir import weight_files
+
+    return [p for p in weight_files(run_dir) if p.suffix == ".safetensors"]
 
 
 def _readable(path: Path) -> bool:
@@ -385,17 +389,19 @@ def _readable(path: Path) -> bool:
 
 
 def _load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
+    from prada.run_dir import LORA, MODEL, PROMPT
+
     base = resolve_model(cfg.student.model)
-    weights = run_dir / "model" if (run_dir / "model" / "config.json").exists() else Path(base)
+    weights = run_dir / MODEL if (run_dir / MODEL / "config.json").exists() else Path(base)
     lm = load_causal_lm(str(weights), cfg.student.trust_remote_code)
     tokenizer = load_tokenizer(str(weights) if weights != Path(base) else base, cfg.student.trust_remote_code)
-    if (run_dir / "lora").exists():
+    if (run_dir / LORA).exists():
         from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, str(run_dir / "lora")).merge_and_unload()
+        lm = PeftModel.from_pretrained(lm, str(run_dir / LORA)).merge_and_unload()
     prompt = None
-    if (run_dir / "prompt" / "adapter_model.safetensors").exists():
-        prompt = FrozenPrompt(load_file(str(run_dir / "prompt" / "adapter_model.safetensors"))["prompt_embeddings"])
+    if (run_dir / PROMPT / "adapter_model.safetensors").exists():
+        prompt = FrozenPrompt(load_file(str(run_dir / PROMPT / "adapter_model.safetensors"))["prompt_embeddings"])
     student = Student(lm, prompt, None)
     student.eval()
     return student, tokenizer
