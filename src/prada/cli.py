@@ -11,9 +11,11 @@ from prada.errors import PradaError
 
 
 def _data_build(a: argparse.Namespace) -> None:
-    from prada.data.ftcot12 import build_ftcot12
+    from prada.config import DataConfig
+    from prada.data.benchmarks import benchmark
 
-    summary = build_ftcot12(Path(a.out), source=a.source, cache_dir=a.cache_dir)
+    cfg = DataConfig(benchmark=a.benchmark, source=a.source or "")
+    summary = benchmark(a.benchmark).build(Path(a.out), cfg, cache_dir=a.cache_dir)
     print(f"wrote {len(summary['datasets'])} datasets to {a.out} (summary: {Path(a.out) / 'summary.json'})")
 
 
@@ -156,7 +158,9 @@ def _add_config_show(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_build(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", default="ftcot12", choices=["ftcot12"], help="which benchmark to build")
+    from prada.data.benchmarks import DATA_BUILD
+
+    p.add_argument("--benchmark", default=DATA_BUILD[0], choices=DATA_BUILD, help="which benchmark to build")
     p.add_argument(
         "--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)"
     )

@@ -27,7 +27,8 @@ from prada.config import (
     parse_overrides,
     read_yaml_mapping,
 )
-from prada.data.registry import FTCOT12, name_problem, ordered_domains
+from prada.data.benchmarks import BENCHMARKS, NO_BENCHMARK, known_datasets
+from prada.data.registry import name_problem, ordered_domains
 from prada.errors import ConfigError, PradaError
 from prada.io import atomic_write_text, folder_lock
 from prada.methods.registry import METHODS, method_spec
@@ -215,14 +216,12 @@ def run_config(exp: ExperimentConfig, method: str, seed: int, sources: list[str]
 
 def data_domains(cfg: RunConfig) -> list[str]:
     """Domains of the data a run config selects, from the dataset registries (reading data only when needed)."""
-    from prada.data.synth import SYNTH
-
-    known = {**FTCOT12, **SYNTH}
+    known = known_datasets()
     d = cfg.data
     if d.datasets and all(k in known for k in d.datasets):
         found = {known[k].domain for k in d.datasets}
-    elif not d.datasets and d.benchmark in ("synth", "ftcot12") and not d.data_dir:
-        found = {i.domain for i in (SYNTH if d.benchmark == "synth" else FTCOT12).values()}
+    elif not d.datasets and d.benchmark in BENCHMARKS and not d.data_dir:
+        found = {i.domain for i in BENCHMARKS[d.benchmark].datasets.values()}
     else:  # custom folders or dataset keys: read the selected data once
         from prada.distill.dataset import load_distillation_set, prepare_data
 
@@ -393,7 +392,7 @@ def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
     seen = set()
     for run in runs:
         d = dataclasses.replace(run.config.data, source_domains=[], target_domains=[])
-        if d.benchmark == "none":  # custom files only: nothing to build
+        if d.benchmark == NO_BENCHMARK:  # custom files only: nothing to build
             continue
         key = (d.benchmark, d.data_dir, d.source, d.synth_seed)
         if key in seen:

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 from prada import __version__
+from prada.data.benchmarks import NO_BENCHMARK
 from prada.distill.format import ANSWER_SEPARATOR, format_input
 from prada.errors import PradaError
 from prada.hf_compat import save_tokenizer
@@ -237,7 +238,7 @@ def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype
 
     prompt = num_virtual_tokens > 0
     data = cfg.data
-    where = f"`{data.data_dir}`" if data.benchmark == "none" else f"`{data.benchmark}`"
+    where = f"`{data.data_dir}`" if data.benchmark == NO_BENCHMARK else f"`{data.benchmark}`"
     datasets = ", ".join(data.datasets) or f"every dataset of {where}"
     sources = ", ".join(data.source_domains) or "every non-target domain"
     targets = ", ".join(data.target_domains) or "none (in-domain)"
