@@ -256,6 +256,15 @@ def plan_folds(exp: ExperimentConfig) -> list[tuple[str, list[str], list[str]]]:
     return [(t, [d for d in domains if d != t], [t]) for t in targets]
 
 
+def untrained_domains(path: str | Path) -> set[str]:
+    """Target domains of a run or experiment config that none of its runs trains on (their rationales go unused)."""
+    raw = read_yaml_mapping(Path(path), "config")
+    if not ({"methods", "protocol", "base"} & set(raw)):  # a run config
+        return set(load_config(path).data.target_domains)
+    folds = plan_folds(load_experiment(path))
+    return {d for _, _, targets in folds for d in targets} - {d for _, sources, _ in folds for d in sources}
+
+
 def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
     """Every (method, fold, seed) run, fold-major so that one fold's methods finish together.
 

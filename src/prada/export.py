@@ -234,7 +234,7 @@ def _eval_table(run_dir: Path) -> str:
 
 
 def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype: str, budget: int, limit: int) -> str:
-    from prada.train.backbones import describe_model
+    from prada.model_aliases import describe_model
 
     prompt = num_virtual_tokens > 0
     data = cfg.data

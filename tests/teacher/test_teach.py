@@ -416,17 +416,17 @@ def test_target_domains_are_skipped_unless_asked(tmp_path):
 
 
 def test_the_cli_skips_the_target_domains_of_the_config_it_teaches_for(tmp_path, monkeypatch):
-    from prada.cli import _untrained_domains
+    from prada.experiment import untrained_domains
 
     run_cfg = tmp_path / "run.yaml"
     run_cfg.write_text("data:\n  target_domains: [other]\n")
-    assert _untrained_domains(str(run_cfg)) == {"other"}
+    assert untrained_domains(str(run_cfg)) == {"other"}
     lodo = tmp_path / "lodo.yaml"
     lodo.write_text("methods: [ft-cot]\nprotocol: leave-one-domain-out\nbase: {data: {benchmark: synth}}\n")
-    assert _untrained_domains(str(lodo)) == set()  # every domain is some fold's source
+    assert untrained_domains(str(lodo)) == set()  # every domain is some fold's source
     explicit = tmp_path / "explicit.yaml"
     explicit.write_text("methods: [prada]\nprotocol: explicit\ntarget_domains: [symbolic]\n")
-    assert _untrained_domains(str(explicit)) == {"symbolic"}
+    assert untrained_domains(str(explicit)) == {"symbolic"}
 
 
 def test_hf_teacher_stops_generating_at_the_stop_string(counting_model):

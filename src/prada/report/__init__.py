@@ -16,8 +16,8 @@ from prada.config import config_to_dict
 from prada.evaluation.metrics import Flags, bootstrap_ci
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
+from prada.model_aliases import describe_model
 from prada.run_dir import DONE, EVAL, EXPLAIN_JSON, PREDICTIONS, TRAIN_LOG
-from prada.train.backbones import describe_model
 
 LEVEL = 0.95
 CI_METHOD = (

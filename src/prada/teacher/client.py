@@ -86,10 +86,13 @@ def parse_teacher(teacher: str) -> tuple[str, str]:
 
 
 def make_client(teacher: str, *, concurrency: int = 8, max_tries: int = 6, **kwargs) -> TeacherClient:
-    """Build the back-end a teacher string names. Extra keyword arguments go to the client's constructor."""
+    """Build the back-end a teacher string names (`hf:` resolves prada's model aliases).
+    Extra keyword arguments go to the client's constructor."""
     kind, target = parse_teacher(teacher)
     if kind == "hf":
-        return HFClient(target, name=teacher, **kwargs)
+        from prada.model_aliases import resolve_model
+
+        return HFClient(resolve_model(target), name=teacher, **kwargs)  # prada's aliases: tiny-random, smollm2-135m
     return OpenAIClient(
         target, chat=(kind == "chat"), name=teacher, concurrency=concurrency, max_tries=max_tries, **kwargs
     )

@@ -34,16 +34,7 @@ from prada.io import atomic_write_json, folder_lock
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
 from prada.progress import hidden
-from prada.run_dir import (  # the run folder's names and checks; re-exported for older imports
-    CONFIG,
-    DONE,
-    TRAIN_LOG,
-    TRUST_REMOTE_CODE_ENV,  # noqa: F401
-    bf16_supported,  # noqa: F401
-    finished_run_config,  # noqa: F401
-    make_accelerator,
-    saved_run_config,
-)
+from prada.run_dir import CONFIG, DONE, TRAIN_LOG, make_accelerator, saved_run_config
 from prada.train.checkpoint import (
     find_checkpoint,
     is_accelerate_checkpoint,
