@@ -32,7 +32,7 @@ def resolve_dtype(name: str) -> str:
     """`auto` -> bf16 where the hardware has it (as prada's train.precision=auto does), else fp32."""
     if name != "auto":
         return name
-    from prada.train.loop import bf16_supported
+    from prada.run_dir import bf16_supported
 
     return "bf16" if bf16_supported() else "fp32"
 

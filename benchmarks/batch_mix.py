@@ -58,7 +58,8 @@ def main() -> None:
     from prada.config import DataConfig
     from prada.distill.collate import build_train_items
     from prada.distill.dataset import load_distillation_set, prepare_data
-    from prada.train.backbones import load_tokenizer, resolve_model
+    from prada.model_aliases import resolve_model
+    from prada.train.backbones import load_tokenizer
 
     tmp = tempfile.mkdtemp()
     if a.quick:

@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
 
-    from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+    from prada.model_aliases import resolve_model
+    from prada.train.backbones import load_causal_lm, load_tokenizer
     from prada.train.student import Student
 
     device = pick_device()

@@ -167,7 +167,8 @@ def bench_items(cfg):
     """The tokenised training items prada builds for this config (and the tokenizer)."""
     from prada.distill.collate import build_train_items
     from prada.distill.dataset import load_distillation_set, prepare_data
-    from prada.train.backbones import load_tokenizer, resolve_model
+    from prada.model_aliases import resolve_model
+    from prada.train.backbones import load_tokenizer
 
     prepare_data(cfg.data)
     data = load_distillation_set(cfg.data, cfg.seed)
@@ -180,7 +181,7 @@ def count_params(model_name: str) -> int:
     """Parameters of the causal LM (tied embeddings counted once), without loading its weights."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from prada.train.backbones import resolve_model
+    from prada.model_aliases import resolve_model
 
     config = AutoConfig.from_pretrained(resolve_model(model_name))  # outside "meta": resolving may build the model
     with torch.device("meta"):
@@ -292,7 +293,7 @@ def target_layer_share(model: str, layer: int) -> float:
     """Share of the decoder layers the target pass runs for adversary.layer (Student.layer_states stops there)."""
     from transformers import AutoConfig
 
-    from prada.train.backbones import resolve_model
+    from prada.model_aliases import resolve_model
     from prada.train.student import feature_state_index
 
     n = AutoConfig.from_pretrained(resolve_model(model)).num_hidden_layers
@@ -308,7 +309,8 @@ def hf_trainer_worker(a: argparse.Namespace, grouped: bool = False) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from prada.distill.collate import collate
-    from prada.train.backbones import load_causal_lm, resolve_model
+    from prada.model_aliases import resolve_model
+    from prada.train.backbones import load_causal_lm
 
     cfg = bench_config(a, "ft-cot")
     items, tokenizer, _ = bench_items(cfg)
@@ -474,7 +476,8 @@ def main(argv: list[str] | None = None) -> dict:
     n_train = max(16, a.batch * (a.warmup + a.steps))
     tokenizer = None
     if a.lengths == "spread":
-        from prada.train.backbones import load_tokenizer, resolve_model
+        from prada.model_aliases import resolve_model
+        from prada.train.backbones import load_tokenizer
 
         tokenizer = load_tokenizer(resolve_model(a.model))
     tag = f"{a.lengths}-seq{a.seq}-n{n_train}" + (f"-{Path(a.model).name}" if a.lengths == "spread" else "")

@@ -16,7 +16,7 @@ if [ "$MODEL" = smollm2-135m ]; then
 fi
 { nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
   $PY -c "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__, 'cuda', torch.cuda.is_available())"
-  $PY -c "from prada.train.backbones import resolve_model; print(resolve_model('$MODEL'))"
+  $PY -c "from prada.model_aliases import resolve_model; print(resolve_model('$MODEL'))"
 } 2>&1 | tee "$OUT/env.txt"
 t0=$(date +%s)
 timeout ${BENCH_S:-150} $PY benchmarks/train_throughput.py --model "$MODEL" ${BENCH_ARGS:-} > "$OUT/train_bench.log" 2>&1; echo "train bench rc=$? $(( $(date +%s) - t0 ))s"

@@ -60,3 +60,26 @@ def test_device_switches_take_auto_on_off_from_yaml_and_the_command_line(tmp_pat
     assert load_config().train.share_prompt_prefix == "auto" and load_config().eval.weight_first_linears == "auto"
     with pytest.raises(ConfigError, match="train.share_prompt_prefix"):
         load_config(None, ["train.share_prompt_prefix=sometimes"])
+
+
+def test_every_rule_sits_on_its_field_and_names_its_key():
+    """A closed choice is a Literal type, a range rule field metadata: validate finds both by walking the fields."""
+    import typing
+
+    from prada.config import _fields
+
+    keys = list(_fields(load_config()))
+    assert len({k for k, *_ in keys}) == len(keys) > 60
+    checked = 0
+    for key, value, typ, meta in keys:
+        if typing.get_origin(typ) is typing.Literal:
+            bad = "no-such-choice"
+        elif "check" in meta and isinstance(value, (int, float)) and not isinstance(value, bool):
+            bad = next(b for b in (-1, float("inf")) if meta["check"](b))  # lora.alpha only refuses inf
+        else:
+            continue
+        assert meta.get("check", lambda v: None)(value) is None, key  # the default passes its own rule
+        with pytest.raises(ConfigError, match=f"^{key.replace('.', r'[.]')}: "):
+            load_config(None, [f"{key}={bad}"])
+        checked += 1
+    assert checked > 40

@@ -11,6 +11,7 @@ import torch
 
 from prada.evaluation.evaluate import evaluate_run
 from prada.export import export_run
+from prada.run_dir import weights_fingerprint
 from prada.train.loop import train
 
 QUESTIONS_TO_TEXTS = """
@@ -76,6 +77,7 @@ def test_the_model_cards_recipe_generates_prada_evals_text(method, counting_mode
     assert "`rule`" in card  # the teacher of the training rationales
     meta = json.loads((export / "prada.json").read_text())
     assert meta["method"] == method and meta["prompt_format"] == "{question} ###"
+    assert meta["run_weights"] == weights_fingerprint(run)  # the run weights it came from
     if method == "prada":
         adapter = json.loads((export / "prompt" / "adapter_config.json").read_text())
         assert adapter["base_model_name_or_path"] == ".." and adapter["peft_type"] == "P_TUNING"

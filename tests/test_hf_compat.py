@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 from prada import hf_compat
-from prada.train.backbones import load_causal_lm, resolve_model
+from prada.model_aliases import resolve_model
+from prada.train.backbones import load_causal_lm
 
 SRC = Path(hf_compat.__file__).parent
 REPO = SRC.parents[1]

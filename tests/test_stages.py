@@ -40,7 +40,7 @@ def test_no_stage_imports_a_later_one():
 
 
 def test_shared_modules_sit_below_every_stage():
-    for module in ("answers.py", "prompts.py", "io.py", "hf_compat.py"):
+    for module in ("answers.py", "prompts.py", "io.py", "hf_compat.py", "model_aliases.py"):
         stages = {n for n in _imports(SRC / module) if n.startswith("prada.")}
         assert stages <= {"prada.errors", "prada.answers", "prada.io"}, (module, stages)
 

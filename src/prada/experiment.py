@@ -27,11 +27,12 @@ from prada.config import (
     parse_overrides,
     read_yaml_mapping,
 )
-from prada.data.registry import FTCOT12, name_problem, ordered_domains
+from prada.data.benchmarks import BENCHMARKS, NO_BENCHMARK, known_datasets
+from prada.data.registry import name_problem, ordered_domains
 from prada.errors import ConfigError, PradaError
 from prada.io import atomic_write_text, folder_lock
 from prada.methods.registry import METHODS, method_spec
-from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN
+from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN_JSON
 
 PROTOCOLS = ("in-domain", "leave-one-domain-out", "explicit")
 RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("method", "seed"))
@@ -215,14 +216,12 @@ def run_config(exp: ExperimentConfig, method: str, seed: int, sources: list[str]
 
 def data_domains(cfg: RunConfig) -> list[str]:
     """Domains of the data a run config selects, from the dataset registries (reading data only when needed)."""
-    from prada.data.synth import SYNTH
-
-    known = {**FTCOT12, **SYNTH}
+    known = known_datasets()
     d = cfg.data
     if d.datasets and all(k in known for k in d.datasets):
         found = {known[k].domain for k in d.datasets}
-    elif not d.datasets and d.benchmark in ("synth", "ftcot12") and not d.data_dir:
-        found = {i.domain for i in (SYNTH if d.benchmark == "synth" else FTCOT12).values()}
+    elif not d.datasets and d.benchmark in BENCHMARKS and not d.data_dir:
+        found = {i.domain for i in BENCHMARKS[d.benchmark].datasets.values()}
     else:  # custom folders or dataset keys: read the selected data once
         from prada.distill.dataset import load_distillation_set, prepare_data
 
@@ -255,6 +254,15 @@ def plan_folds(exp: ExperimentConfig) -> list[tuple[str, list[str], list[str]]]:
         raise ConfigError(f"folds: unknown domain(s) {unknown}; the data has {domains}")
     targets = [d for d in domains if d in exp.folds] if exp.folds else domains
     return [(t, [d for d in domains if d != t], [t]) for t in targets]
+
+
+def untrained_domains(path: str | Path) -> set[str]:
+    """Target domains of a run or experiment config that none of its runs trains on (their rationales go unused)."""
+    raw = read_yaml_mapping(Path(path), "config")
+    if not ({"methods", "protocol", "base"} & set(raw)):  # a run config
+        return set(load_config(path).data.target_domains)
+    folds = plan_folds(load_experiment(path))
+    return {d for _, _, targets in folds for d in targets} - {d for _, sources, _ in folds for d in sources}
 
 
 def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
@@ -370,14 +378,14 @@ def execute_run(run: PlannedRun, explain: int | None, progress: bool, status: Ca
             status("training" if run.trains else "preparing (no training)")
             train(run.config, run.dir, progress=progress)
             actions.append("trained" if run.trains else "prepared")
-    for stage in (EVAL, f"{EXPLAIN}/explain.json"):  # finished stages are reused: they must be readable
+    for stage in (EVAL, EXPLAIN_JSON):  # finished stages are reused: they must be readable
         if (run.dir / stage).exists():
             read_artefact(run.dir / stage, "delete it and rerun `prada run` to redo that stage")
     if not (run.dir / EVAL).exists():
         status("evaluating")
         evaluate_run(run.dir, progress=progress)
         actions.append("evaluated")
-    if explain is not None and run.trains and not (run.dir / EXPLAIN / "explain.json").exists():
+    if explain is not None and run.trains and not (run.dir / EXPLAIN_JSON).exists():
         from prada.report.explain import explain_run
 
         status("explaining")
@@ -393,7 +401,7 @@ def prepare_data(runs: list[PlannedRun], status: Callable[[str], None]) -> None:
     seen = set()
     for run in runs:
         d = dataclasses.replace(run.config.data, source_domains=[], target_domains=[])
-        if d.benchmark == "none":  # custom files only: nothing to build
+        if d.benchmark == NO_BENCHMARK:  # custom files only: nothing to build
             continue
         key = (d.benchmark, d.data_dir, d.source, d.synth_seed)
         if key in seen:

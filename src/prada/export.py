@@ -17,15 +17,16 @@ import torch
 from safetensors.torch import save_file
 
 from prada import __version__
+from prada.data.benchmarks import NO_BENCHMARK
 from prada.distill.format import ANSWER_SEPARATOR, format_input
 from prada.errors import PradaError
 from prada.hf_compat import save_tokenizer
 from prada.io import atomic_write_json, atomic_write_text, normal_permissions
 from prada.methods.registry import method_spec
-from prada.run_dir import EVAL
+from prada.run_dir import EVAL, PROMPT, weights_fingerprint
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PROMPT_ADAPTER = "prompt"
+PROMPT_ADAPTER = PROMPT  # the exported folder keeps the run folder's name for the prompt adapter
 BASE_OF_ADAPTER = ".."  # prompt/ sits inside the model folder it belongs to
 
 
@@ -67,7 +68,7 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
     tokenizer.chat_template = chat_template(tokenizer, template)
     save_tokenizer(tokenizer, tmp)
     if student.prompt is not None:
-        _write_prompt_adapter(run_dir / PROMPT_ADAPTER, student.prompt.embeddings, tmp / PROMPT_ADAPTER)
+        _write_prompt_adapter(run_dir / PROMPT, student.prompt.embeddings, tmp / PROMPT_ADAPTER)
     atomic_write_json(
         tmp / "prada.json",
         {
@@ -79,6 +80,7 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
             "max_new_tokens": budget,
             "max_prompt_tokens": limit,
             "dtype": dtype,
+            "run_weights": weights_fingerprint(run_dir),  # the run's weights it came from (eval's cache key too)
             "prada_version": __version__,
         },
     )
@@ -122,7 +124,7 @@ def _eval_budget(run_dir: Path, cfg, tokenizer) -> int:
     """The token budget `prada eval` used (eval.json), or would use."""
     from prada.evaluation.evaluate import generation_budget
 
-    path = run_dir / "eval.json"
+    path = run_dir / EVAL
     saved = json.loads(path.read_text(encoding="utf-8")).get("max_new_tokens") if path.exists() else None
     return int(saved) if saved else generation_budget(cfg, tokenizer)
 
@@ -232,11 +234,11 @@ def _eval_table(run_dir: Path) -> str:
 
 
 def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype: str, budget: int, limit: int) -> str:
-    from prada.train.backbones import describe_model
+    from prada.model_aliases import describe_model
 
     prompt = num_virtual_tokens > 0
     data = cfg.data
-    where = f"`{data.data_dir}`" if data.benchmark == "none" else f"`{data.benchmark}`"
+    where = f"`{data.data_dir}`" if data.benchmark == NO_BENCHMARK else f"`{data.benchmark}`"
     datasets = ", ".join(data.datasets) or f"every dataset of {where}"
     sources = ", ".join(data.source_domains) or "every non-target domain"
     targets = ", ".join(data.target_domains) or "none (in-domain)"

@@ -1,12 +1,15 @@
 """The run folder: its file names, whether a run finished, and the device and precision a run uses.
 
 Every stage that reads or writes RUN_DIR spells its files through these names (SPEC "Files"):
-train writes CONFIG, TRAIN_LOG, the weights and DONE; eval writes EVAL and PREDICTIONS; explain
-writes EXPLAIN/. Evaluation, explain, export and the report import this module, not the loop.
+train writes CONFIG, TRAIN_LOG, the checkpoints, the WEIGHTS, STUDENT and DONE; eval writes EVAL,
+PREDICTIONS and its EVAL_CACHE; explain writes EXPLAIN/. Evaluation, explain, export and the report
+import this module, not the loop.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -20,8 +23,23 @@ TRAIN_LOG = "train_log.jsonl"
 DONE = "train_done.json"  # written last by train: the run finished
 EVAL = "eval.json"
 PREDICTIONS = "predictions.jsonl"  # beside eval.json
-EXPLAIN = "explain"  # folder: explain.json and plots
+EVAL_CACHE = ".eval_cache"  # folder: eval's finished predictions, one file per cache key
+EXPLAIN = "explain"  # folder: explain.json, explain.md and plots
 SNAPSHOTS = "snapshots"  # folder: step-N/, the student at train.snapshot_steps, each laid out as a finished run
+EXPLAIN_JSON = f"{EXPLAIN}/explain.json"  # written last by explain: its presence marks explain as done
+CHECKPOINT = "checkpoint"  # the newest resumable checkpoint (train/checkpoint.py writes its contents)
+CHECKPOINT_OLD = ".checkpoint.old"  # the previous one, during the swap
+CHECKPOINT_TMP = ".checkpoint.tmp"  # the next one, being written
+
+# The trained weights, in Hugging Face formats. save_student writes them; loading, export, eval's cache
+# key (weights_fingerprint) and the damaged-file check all iterate WEIGHTS, so a part added here is
+# saved, exported and fingerprinted alike.
+MODEL = "model"  # folder: the full backbone (safetensors, tokenizer) where the method trains it all
+LORA = "lora"  # folder: the peft LoRA adapter (backbone=lora)
+PROMPT = "prompt"  # folder: the peft P-tuning adapter (prompt methods)
+DOMAIN_HEAD = "domain_head.safetensors"  # the adversary's domain head
+WEIGHTS = (MODEL, LORA, PROMPT, DOMAIN_HEAD)
+STUDENT = "student.json"  # base model and backbone of the saved weights
 
 TRUST_REMOTE_CODE_ENV = "PRADA_TRUST_REMOTE_CODE"
 
@@ -53,6 +71,27 @@ def saved_run_config(run_dir: Path) -> RunConfig:
             f"repository {cfg.student.model!r}; if you trust it, rerun with {TRUST_REMOTE_CODE_ENV}=1"
         )
     return cfg
+
+
+def weight_files(run_dir: Path) -> list[Path]:
+    """Every file of the run's trained weights (the WEIGHTS paths, folders one level deep), sorted."""
+    run_dir = Path(run_dir)
+    return sorted(
+        p
+        for name in WEIGHTS
+        for p in ((run_dir / name).glob("*") if (run_dir / name).is_dir() else [run_dir / name])
+        if p.is_file()
+    )
+
+
+def weights_fingerprint(run_dir: Path) -> str:
+    """Names, sizes and modification times of the run's weight files: other weights, another fingerprint.
+
+    eval keys its cache of finished predictions on it, so retrained weights are never answered from it.
+    """
+    run_dir = Path(run_dir)
+    stats = [(str(p.relative_to(run_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in weight_files(run_dir)]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 # --- device and precision -------------------------------------------------------------------------------

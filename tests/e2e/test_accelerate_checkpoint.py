@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from tiny import tiny_config, two_process_command, two_process_env
 
 from prada.config import save_config
+from prada.model_aliases import resolve_model
 from prada.train import checkpoint, loop
-from prada.train.backbones import resolve_model
 from prada.train.checkpoint import ACCELERATE_STATE, read_step
 
 

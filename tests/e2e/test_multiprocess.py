@@ -36,7 +36,7 @@ from tiny import make_synth, tiny_config
 from prada.config import load_config
 from prada.distill.collate import build_train_items, collate
 from prada.distill.dataset import load_distillation_set
-from prada.train.backbones import resolve_model
+from prada.model_aliases import resolve_model
 from prada.train.loop import train
 from prada.train.student import load_student
 

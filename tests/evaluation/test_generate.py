@@ -5,7 +5,8 @@ import torch
 
 from prada.evaluation.generate import SMALL_ROWS, generate_texts, greedy_generate, weight_first_linears
 from prada.methods.prompt import FrozenPrompt
-from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+from prada.model_aliases import resolve_model
+from prada.train.backbones import load_causal_lm, load_tokenizer
 from prada.train.student import Student
 
 COUNTING = [f"{q} ###" for q in ("a", "kq", "t", "mb", "dh", "ss", "pc", "jgo")]

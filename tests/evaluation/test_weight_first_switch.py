@@ -5,7 +5,8 @@ import torch
 
 import prada.evaluation.generate as generate
 from prada.methods.prompt import FrozenPrompt
-from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+from prada.model_aliases import resolve_model
+from prada.train.backbones import load_causal_lm, load_tokenizer
 from prada.train.student import Student
 
 PROMPTS = ["What is 2 + 3? ###", "A coin is heads up. Is it heads up? ###", "Hi ###"]

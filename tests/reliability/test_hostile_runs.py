@@ -89,7 +89,7 @@ def test_trust_remote_code_in_a_run_folder_needs_the_users_own_flag(finished, in
 
 
 def test_trust_remote_code_with_the_users_flag_is_honoured(finished, tmp_path, monkeypatch):
-    from prada.train.loop import finished_run_config
+    from prada.run_dir import finished_run_config
 
     run = _copy(finished, tmp_path)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -403,7 +403,7 @@ def test_checkpoints_left_by_a_kill_after_train_done_are_removed(finished, tmp_p
 
 
 def test_a_killed_model_conversion_leaves_nothing_behind(tmp_path):
-    from prada.train.backbones import _ensure
+    from prada.model_aliases import _ensure
 
     stale = tmp_path / ".model.abc123"  # what a kill -9 during a conversion leaves
     stale.mkdir()

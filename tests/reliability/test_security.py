@@ -107,7 +107,8 @@ class _Evil:
 
 def test_pickled_weights_are_refused_without_being_unpickled(tmp_path):
     from prada.errors import PradaError
-    from prada.train.backbones import build_tiny_random, load_causal_lm
+    from prada.model_aliases import build_tiny_random
+    from prada.train.backbones import load_causal_lm
 
     model = build_tiny_random(tmp_path / "model", hidden_size=16, layers=1)
     (model / "model.safetensors").unlink()

@@ -349,6 +349,31 @@ def test_local_hf_teacher_end_to_end(tmp_path, tiny_hf_model):
     assert client.complete(prompts, 5, 0.0) == [client.complete([p], 5, 0.0)[0] for p in prompts]
 
 
+@pytest.mark.parametrize("questions, samples", [(5, 2), (3, 8)])
+def test_local_hf_teacher_takes_several_samples_over_batches_it_does_not_fill(
+    tmp_path, tiny_hf_model, questions, samples
+):
+    """Batches of 8 units: 5 x 2 leaves one question's 2 samples alone in the last batch, 3 x 8 gives
+    each question a batch of its own; both reach `complete_n` (an AttributeError before HFClient had it)."""
+    data = make_data(tmp_path, n_arith=questions, n_parity=0, n_pick=0)
+    teacher = f"hf:{tiny_hf_model}"
+    stats = teach(
+        data,
+        teacher,
+        samples=samples,
+        temperature=0.7,
+        keep_incorrect=True,
+        datasets=["arith"],
+        max_rationale_tokens=4,
+        max_answer_tokens=2,
+        progress=False,
+    )
+    n = questions * samples
+    assert stats["samples_done"] == n and stats["failed"] == 0 and stats["written"] == n, stats
+    arith = read_examples(data / "arith" / "train.jsonl")
+    assert all(sum(r.teacher == teacher for r in ex.rationales) == samples for ex in arith)
+
+
 def test_second_writer_on_the_same_cache_is_refused(tmp_path):
     from prada.teacher.cache import TeacherCache
 
@@ -391,17 +416,17 @@ def test_target_domains_are_skipped_unless_asked(tmp_path):
 
 
 def test_the_cli_skips_the_target_domains_of_the_config_it_teaches_for(tmp_path, monkeypatch):
-    from prada.cli import _untrained_domains
+    from prada.experiment import untrained_domains
 
     run_cfg = tmp_path / "run.yaml"
     run_cfg.write_text("data:\n  target_domains: [other]\n")
-    assert _untrained_domains(str(run_cfg)) == {"other"}
+    assert untrained_domains(str(run_cfg)) == {"other"}
     lodo = tmp_path / "lodo.yaml"
     lodo.write_text("methods: [ft-cot]\nprotocol: leave-one-domain-out\nbase: {data: {benchmark: synth}}\n")
-    assert _untrained_domains(str(lodo)) == set()  # every domain is some fold's source
+    assert untrained_domains(str(lodo)) == set()  # every domain is some fold's source
     explicit = tmp_path / "explicit.yaml"
     explicit.write_text("methods: [prada]\nprotocol: explicit\ntarget_domains: [symbolic]\n")
-    assert _untrained_domains(str(explicit)) == {"symbolic"}
+    assert untrained_domains(str(explicit)) == {"symbolic"}
 
 
 def test_hf_teacher_stops_generating_at_the_stop_string(counting_model):

@@ -11,7 +11,7 @@ from torch import nn
 
 from prada.distill.collate import TrainItem, collate
 from prada.evaluation.evaluate import evaluate_run
-from prada.train.backbones import build_byte_tokenizer
+from prada.model_aliases import build_byte_tokenizer
 from prada.train.loop import train
 from prada.train.student import Student
 

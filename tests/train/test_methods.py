@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from tiny import tiny_config
 
 from prada.methods.registry import METHODS
-from prada.train.backbones import resolve_model
+from prada.model_aliases import resolve_model
 from prada.train.loop import train
 
 TRAINED = [m for m, spec in METHODS.items() if spec.train]

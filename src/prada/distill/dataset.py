@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prada.config import DataConfig
+from prada.data.benchmarks import NO_BENCHMARK, benchmark
 from prada.data.hub import read_example_file
 from prada.data.schema import Example, read_examples
 from prada.errors import ConfigError, DataError
@@ -48,18 +49,17 @@ def _data_folder(cfg: DataConfig) -> tuple[Path | None, bool]:
             f"data.data_dir={given}: is a file, not a data folder; "
             "put a single JSONL file in data.train_files / data.test_files instead"
         )
-    if cfg.benchmark == "none":
+    if cfg.benchmark == NO_BENCHMARK:
         if given is not None and not given.exists():
             raise ConfigError(f"data.data_dir={given}: no such folder (with data.benchmark=none nothing is built)")
         return given, True
-    from prada.data.registry import FTCOT12
-    from prada.data.synth import SYNTH
     from prada.io import cache_root
 
-    folder = given or cache_root() / "data" / (f"synth-seed{cfg.synth_seed}" if cfg.benchmark == "synth" else "ftcot12")
+    bench = benchmark(cfg.benchmark)
+    folder = given or cache_root() / "data" / bench.folder(cfg)
     if (folder / "summary.json").exists():
         return folder, True
-    own = SYNTH if cfg.benchmark == "synth" else FTCOT12
+    own = bench.datasets
     foreign = (
         sorted(p.name for p in folder.iterdir() if p.name not in own and not p.name.startswith("."))
         if folder.is_dir()
@@ -70,7 +70,7 @@ def _data_folder(cfg: DataConfig) -> tuple[Path | None, bool]:
             f"data.data_dir={folder}: no summary.json, and it holds {foreign[:5]} besides any {cfg.benchmark} datasets, "
             f"so the {cfg.benchmark} benchmark is not built into it. A folder of your own <dataset>/train.jsonl files: "
             f"set data.benchmark=none. A fresh {cfg.benchmark} suite: name a new or empty folder (or "
-            f"`prada data {'synth' if cfg.benchmark == 'synth' else 'build --benchmark ftcot12'} --out DIR`)"
+            f"`prada {bench.command} --out DIR`)"
         )
     return folder, False
 
@@ -82,14 +82,7 @@ def prepare_data(cfg: DataConfig) -> Path | None:
     folder, ready = _data_folder(cfg)
     if ready:
         return folder
-    if cfg.benchmark == "synth":
-        from prada.data.synth import build_synth
-
-        build_synth(folder, seed=cfg.synth_seed)
-    else:
-        from prada.data.ftcot12 import build_ftcot12
-
-        build_ftcot12(folder, source=cfg.source or None)
+    benchmark(cfg.benchmark).build(folder, cfg)
     return folder
 
 
@@ -97,10 +90,9 @@ def data_folder(cfg: DataConfig) -> Path | None:
     """The config's built data folder, read only: a benchmark not built yet is an error saying how to build it."""
     folder, ready = _data_folder(cfg)
     if not ready:
-        command = "synth" if cfg.benchmark == "synth" else "build --benchmark ftcot12"
         raise ConfigError(
             f"data.data_dir={folder}: the {cfg.benchmark} data is not built there yet; `prada train` and `prada run` "
-            f"build it first, or run `prada data {command} --out {folder}`"
+            f"build it first, or run `prada {benchmark(cfg.benchmark).command} --out {folder}`"
         )
     return folder
 
@@ -246,7 +238,7 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
         for ds, exs in sorted(test_by_ds.items())
         if domain_of[ds] in sources or domain_of[ds] in targets
     }
-    if cfg.benchmark == "none" or cfg.train_files or cfg.test_files:  # built benchmarks are deduplicated at build
+    if cfg.benchmark == NO_BENCHMARK or cfg.train_files or cfg.test_files:  # built benchmarks are deduplicated at build
         warn_trained_test_questions(tests, [e for exs in train_by_ds.values() for e in exs])
     return DistillationSet(
         source_train=usable,

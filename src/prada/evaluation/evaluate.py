@@ -29,7 +29,16 @@ from prada.evaluation.scorers import SCORERS, score_output
 from prada.io import append_jsonl, atomic_write_json, atomic_write_jsonl, folder_lock, read_jsonl_tolerant
 from prada.methods.registry import method_spec
 from prada.progress import hidden
-from prada.run_dir import EVAL, PREDICTIONS, autocast_dtype, default_device, finished_run_config, resolve_switches
+from prada.run_dir import (
+    EVAL,
+    EVAL_CACHE,
+    PREDICTIONS,
+    autocast_dtype,
+    default_device,
+    finished_run_config,
+    resolve_switches,
+    weights_fingerprint,
+)
 
 
 def load_test_sets(cfg: RunConfig, data: str | None, split: str) -> dict[str, list[Example]]:
@@ -95,7 +104,7 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     # the output path relative to the run: a moved or copied run folder keeps its cache
     where = os.path.relpath(out_path.resolve(), run_dir.resolve())
     key = [str(data), split, budget, where, limit, weights_fingerprint(run_dir)]
-    cache_path = run_dir / ".eval_cache" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}.jsonl"
+    cache_path = run_dir / EVAL_CACHE / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}.jsonl"
     rows = [r for r in read_jsonl_tolerant(cache_path) if _cached_answer(r, hashes)]
     done = {(r["dataset"], r["id"]): r["output"] for r in rows}
     truncated = {(r["dataset"], r["id"]): bool(r.get("truncated")) for r in rows}
@@ -142,18 +151,6 @@ def _cached_answer(row: dict, hashes: dict[tuple[str, str], str]) -> bool:
     """A cache line that answers the current prompt of its item (a damaged or stale line is redone)."""
     ok = all(isinstance(row.get(k), str) for k in ("dataset", "id", "output", "prompt"))
     return ok and hashes.get((row["dataset"], row["id"])) == row["prompt"]
-
-
-def weights_fingerprint(run_dir: Path) -> str:
-    """Names, sizes and modification times of the run's weight files: other weights, another cache."""
-    files = sorted(
-        p
-        for name in ("model", "lora", "prompt", "domain_head.safetensors")
-        for p in ([run_dir / name] if name.endswith(".safetensors") else (run_dir / name).glob("*"))
-        if p.is_file()
-    )
-    stats = [(str(p.relative_to(run_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def prompts_over(tokenizer, prompts: dict[tuple[str, str], str], limit: int) -> dict[str, int]:

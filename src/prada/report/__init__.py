@@ -16,8 +16,8 @@ from prada.config import config_to_dict
 from prada.evaluation.metrics import Flags, bootstrap_ci, seed_t_interval
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
-from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS, TRAIN_LOG
-from prada.train.backbones import describe_model
+from prada.model_aliases import describe_model
+from prada.run_dir import DONE, EVAL, EXPLAIN_JSON, PREDICTIONS, TRAIN_LOG
 
 LEVEL = 0.95
 CI_METHOD = (
@@ -81,7 +81,7 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
         "source_accuracy": _ci([flags], in_domain(sources), n_boot),
         "target_accuracy": _ci([flags], in_domain(targets), n_boot),
     }
-    explain = run_dir / EXPLAIN / "explain.json"
+    explain = run_dir / EXPLAIN_JSON
     done = run_dir / DONE
     record = {
         "run": run_dir.name,

@@ -29,30 +29,12 @@ from prada.data.schema import Example
 from prada.errors import PradaError
 from prada.io import atomic_write_json, atomic_write_text, folder_lock, read_jsonl_tolerant
 from prada.progress import hidden as bar_hidden
-from prada.run_dir import EXPLAIN, PREDICTIONS
+from prada.run_dir import EXPLAIN, EXPLAIN_JSON, PREDICTIONS
 
 N_SAMPLES = 3
 
 
 # --- features ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def question_features(
-    student,
-    tokenizer,
-    examples: list[Example],
-    layer: int,
-    max_length: int,
-    batch_size: int = 16,
-    pad_multiple: int = 16,
-    desc: str = "features",
-    progress: bool = True,
-) -> np.ndarray:
-    """Pooled question features: (N,) examples -> (N, H) float32, mean over real question tokens at `layer`."""
-    return layer_features(student, tokenizer, examples, [layer], max_length, batch_size, pad_multiple, desc, progress)[
-        layer
-    ]
 
 
 @torch.no_grad()
@@ -67,7 +49,8 @@ def layer_features(
     desc: str = "features",
     progress: bool = True,
 ) -> dict[int, np.ndarray]:
-    """`question_features` at several layers from one pass each batch: layer -> (N, H)."""
+    """Pooled question features at several layers from one pass each batch: (N,) examples -> layer -> (N, H)
+    float32, the mean over each question's real tokens (virtual tokens and padding excluded)."""
     from prada.distill.collate import build_question_items, collate
     from prada.methods.adversary import pool_question
 
@@ -317,8 +300,9 @@ def explain_run(
 
 
 def _explain_run(run_dir: Path, data: str | None, max_per_dataset: int, batch_size: int, progress: bool) -> Path:
+    from prada.model_aliases import resolve_model
     from prada.run_dir import finished_run_config
-    from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+    from prada.train.backbones import load_causal_lm, load_tokenizer
     from prada.train.student import Student, load_student
 
     cfg = finished_run_config(run_dir)
@@ -385,7 +369,7 @@ def _explain_run(run_dir: Path, data: str | None, max_per_dataset: int, batch_si
         "samples": _samples(run_dir, by_id, domains),
     }
     atomic_write_text(out / "explain.md", render_explain(result))
-    atomic_write_json(out / "explain.json", result)  # last: its presence marks explain as done
+    atomic_write_json(run_dir / EXPLAIN_JSON, result)  # last: its presence marks explain as done
     return out
 
 

@@ -43,16 +43,27 @@ class TeacherError(PradaError):
 
 
 class TeacherClient(Protocol):
-    """What `teach` needs from a teacher back-end."""
+    """Everything `teach` uses of a teacher back-end (OpenAIClient and HFClient both follow it)."""
 
     name: str
     batch_size: int  # prompts per `complete` call the caller should group
     max_workers: int  # `complete` calls the caller may run at once (threads)
+    supports_n: bool  # True: `complete_n` is one request, so the caller groups the units by question
 
     def complete(
         self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> list[str]:
         """One completion per prompt, in order. Raises TeacherError when a prompt cannot be answered."""
+        ...
+
+    def complete_n(
+        self, prompt: str, n: int, max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> list[str]:
+        """`n` completions of one prompt (the diverse samples of one question). Raises TeacherError."""
+        ...
+
+    def cancel(self) -> None:
+        """The run is ending: stop waiting between retries; later calls raise TeacherError."""
         ...
 
 
@@ -74,11 +85,14 @@ def parse_teacher(teacher: str) -> tuple[str, str]:
     raise TeacherError(f"teacher {teacher!r}: unknown kind {kind!r} (use openai:, openai-chat: or hf:)", fatal=True)
 
 
-def make_client(teacher: str, *, concurrency: int = 8, max_tries: int = 6, **kwargs) -> "OpenAIClient | HFClient":
-    """Build the back-end a teacher string names. Extra keyword arguments go to the client's constructor."""
+def make_client(teacher: str, *, concurrency: int = 8, max_tries: int = 6, **kwargs) -> TeacherClient:
+    """Build the back-end a teacher string names (`hf:` resolves prada's model aliases).
+    Extra keyword arguments go to the client's constructor."""
     kind, target = parse_teacher(teacher)
     if kind == "hf":
-        return HFClient(target, name=teacher, **kwargs)
+        from prada.model_aliases import resolve_model
+
+        return HFClient(resolve_model(target), name=teacher, **kwargs)  # prada's aliases: tiny-random, smollm2-135m
     return OpenAIClient(
         target, chat=(kind == "chat"), name=teacher, concurrency=concurrency, max_tries=max_tries, **kwargs
     )
@@ -443,6 +457,7 @@ class HFClient:
     """
 
     max_workers = 1  # generation batches run one at a time; batching gives the throughput
+    supports_n = False  # samples are rows of a batch: the caller fills batches across questions
 
     def __init__(self, path: str, *, name: str | None = None, batch_size: int = 8, device: str | None = None):
         import torch
@@ -464,11 +479,24 @@ class HFClient:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._torch = torch
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        """Refuse further batches (a run is ending); a batch already generating finishes."""
+        self._stop.set()
+
+    def complete_n(
+        self, prompt: str, n: int, max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> list[str]:
+        """`n` completions of one prompt: one batch of `n` copies (independent samples at T > 0)."""
+        return self.complete([prompt] * n, max_tokens, temperature, stop)
 
     def complete(
         self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> list[str]:
         check_temperature(temperature)
+        if self._stop.is_set():
+            raise TeacherError("cancelled")
         torch = self._torch
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True).to(self.device)
         kwargs: dict = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}

@@ -19,7 +19,7 @@ from prada.io import atomic_write_json
 from prada.progress import hidden
 from prada.prompts import answer_trigger, zeroshot_cot_prompt
 from prada.teacher.cache import TeacherCache, cache_path, sample_key
-from prada.teacher.client import TeacherError, make_client
+from prada.teacher.client import TeacherClient, TeacherError, make_client
 
 log = logging.getLogger("prada.teacher")
 
@@ -50,7 +50,7 @@ class _Unit:
 
 
 def _ask(
-    client, units: list[_Unit], temperature: float, max_rationale_tokens: int, max_answer_tokens: int
+    client: TeacherClient, units: list[_Unit], temperature: float, max_rationale_tokens: int, max_answer_tokens: int
 ) -> list[dict]:
     """Both stages for a group of units; returns one cache record per unit."""
     from prada.answers import extract_teacher_answer
@@ -127,7 +127,7 @@ def teach(
     max_tries: int = 6,
     keep_incorrect: bool = False,
     datasets: list[str] | None = None,
-    client=None,
+    client: TeacherClient | None = None,
     *,
     skip_domains: tuple[str, ...] | list[str] = (),
     max_rationale_tokens: int = 256,
@@ -231,9 +231,9 @@ def _run_units(
     """
     from tqdm.auto import tqdm
 
-    workers = max(1, min(int(concurrency), int(getattr(client, "max_workers", 1))))
-    size = max(1, int(getattr(client, "batch_size", 1)))
-    if getattr(client, "supports_n", False):  # one request per question for all its missing samples
+    workers = max(1, min(int(concurrency), int(client.max_workers)))
+    size = max(1, int(client.batch_size))
+    if client.supports_n:  # one request per question for all its missing samples
         by_question: dict[tuple[str, str], list[_Unit]] = {}
         for u in units:
             by_question.setdefault((u.dataset, u.example.id), []).append(u)
@@ -286,7 +286,7 @@ def _run_units(
                 submit_next()
         ok = True
     finally:
-        if not ok and hasattr(client, "cancel"):
+        if not ok:
             client.cancel()  # requests still retrying give up instead of holding the exit
         # On a stop, do not wait here for requests in flight; nothing they return is kept.
         pool.shutdown(wait=ok, cancel_futures=True)

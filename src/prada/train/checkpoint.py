@@ -19,9 +19,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prada.errors import PradaError
+from prada.run_dir import CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP
 
-CHECKPOINT = "checkpoint"
-CHECKPOINT_DIRS = (CHECKPOINT, ".checkpoint.old", ".checkpoint.tmp")  # what a finished run no longer needs
+CHECKPOINT_DIRS = (CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP)  # what a finished run no longer needs
 
 
 def _sha256(path: Path) -> str:
@@ -39,7 +39,7 @@ def _digest(step: int, files: dict[str, str]) -> str:
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
     """Write run_dir/checkpoint atomically: build .checkpoint.tmp, then swap it in."""
-    tmp = run_dir / ".checkpoint.tmp"
+    tmp = run_dir / CHECKPOINT_TMP
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
@@ -53,7 +53,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
 
 def _commit(run_dir: Path, step: int) -> None:
     """Seal run_dir/.checkpoint.tmp (step.json with every file's sha256, fsync) and swap it in for the checkpoint."""
-    tmp, final, old = run_dir / ".checkpoint.tmp", run_dir / CHECKPOINT, run_dir / ".checkpoint.old"
+    tmp, final, old = run_dir / CHECKPOINT_TMP, run_dir / CHECKPOINT, run_dir / CHECKPOINT_OLD
     names = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
     files = {name: _sha256(tmp / name) for name in names}
     (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
@@ -84,7 +84,7 @@ def save_accelerate_checkpoint(run_dir: Path, accelerator, step: int) -> None:
 
     Every process calls it: under FSDP / DeepSpeed saving is a collective operation.
     """
-    tmp = run_dir / ".checkpoint.tmp"
+    tmp = run_dir / CHECKPOINT_TMP
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -114,7 +114,7 @@ def is_accelerate_checkpoint(folder: Path) -> bool:
 
 def find_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint (a kill mid-swap leaves the previous one as .checkpoint.old)."""
-    for name in (CHECKPOINT, ".checkpoint.old"):
+    for name in (CHECKPOINT, CHECKPOINT_OLD):
         folder = run_dir / name
         if (folder / "step.json").exists():
             return folder

@@ -36,18 +36,7 @@ from prada.methods.adversary import domain_classes
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
 from prada.progress import hidden
-from prada.run_dir import (  # the run folder's names and checks; re-exported for older imports
-    CONFIG,
-    DONE,
-    SNAPSHOTS,
-    TRAIN_LOG,
-    TRUST_REMOTE_CODE_ENV,  # noqa: F401
-    bf16_supported,  # noqa: F401
-    finished_run_config,  # noqa: F401
-    make_accelerator,
-    resolve_switches,
-    saved_run_config,
-)
+from prada.run_dir import CONFIG, DONE, SNAPSHOTS, TRAIN_LOG, make_accelerator, resolve_switches, saved_run_config
 from prada.train.checkpoint import (
     Checkpointer,
     find_checkpoint,

@@ -7,7 +7,6 @@ in `losses`, never a loop edit; methods only change which parts exist (see metho
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,23 @@ from prada.config import RunConfig
 from prada.distill.collate import Batch
 from prada.errors import PradaError
 from prada.hf_compat import cache_keyword, cache_layers, new_cache, save_tokenizer
-from prada.io import normal_permissions
+from prada.io import atomic_write_json, normal_permissions
 from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
-from prada.run_dir import default_device, resolve_switches
-from prada.train.backbones import load_causal_lm, load_tokenizer, resolve_model
+from prada.model_aliases import resolve_model
+from prada.run_dir import (
+    DOMAIN_HEAD,
+    LORA,
+    MODEL,
+    PROMPT,
+    STUDENT,
+    WEIGHTS,
+    default_device,
+    resolve_switches,
+    weight_files,
+)
+from prada.train.backbones import load_causal_lm, load_tokenizer
 from prada.train.lm_loss import linear_cross_entropy, token_loss
 
 
@@ -390,27 +400,28 @@ def build_student(
 
 def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> None:
     """HF folders: model/ (full backbone, safetensors), lora/ (peft adapter), prompt/ (peft P-tuning adapter)."""
+
     base = resolve_model(cfg.student.model)
     backbone = cfg.backbone
     prompt_base = base  # the prompt adapter's base: the trained weights where they exist, relative to prompt/
     if method_spec(cfg.method).train and backbone == "full":
         student.lm.config.use_cache = True  # off for training only; a user's generate needs it
-        student.lm.save_pretrained(str(run_dir / "model"), safe_serialization=True)
+        student.lm.save_pretrained(str(run_dir / MODEL), safe_serialization=True)
         student.lm.config.use_cache = False
-        save_tokenizer(tokenizer, run_dir / "model")
-        prompt_base = "../model"
+        save_tokenizer(tokenizer, run_dir / MODEL)
+        prompt_base = f"../{MODEL}"
     elif backbone == "lora":
-        student.lm.save_pretrained(str(run_dir / "lora"))
-        prompt_base = "../lora"
+        student.lm.save_pretrained(str(run_dir / LORA))
+        prompt_base = f"../{LORA}"
     if isinstance(student.prompt, ContinuousPrompt):
-        student.prompt.save_peft_adapter(run_dir / "prompt", prompt_base)
+        student.prompt.save_peft_adapter(run_dir / PROMPT, prompt_base)
     if student.adversary is not None:
         save_file(
             {k: v.contiguous() for k, v in student.adversary.state_dict().items()},
-            str(run_dir / "domain_head.safetensors"),
+            str(run_dir / DOMAIN_HEAD),
         )
-    (run_dir / "student.json").write_text(json.dumps({"base_model": base, "backbone": backbone}))
-    normal_permissions(*(run_dir / name for name in ("model", "lora", "prompt", "domain_head.safetensors")))
+    atomic_write_json(run_dir / STUDENT, {"base_model": base, "backbone": backbone})
+    normal_permissions(*(run_dir / name for name in WEIGHTS))
 
 
 def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
@@ -431,7 +442,7 @@ def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
 
 
 def _weight_files(run_dir: Path) -> list[Path]:
-    return sorted(p for sub in ("model", "lora", "prompt") for p in (run_dir / sub).glob("*.safetensors"))
+    return [p for p in weight_files(run_dir) if p.suffix == ".safetensors"]
 
 
 def _readable(path: Path) -> bool:
@@ -447,16 +458,16 @@ def _readable(path: Path) -> bool:
 
 def _load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
     base = resolve_model(cfg.student.model)
-    weights = run_dir / "model" if (run_dir / "model" / "config.json").exists() else Path(base)
+    weights = run_dir / MODEL if (run_dir / MODEL / "config.json").exists() else Path(base)
     lm = load_causal_lm(str(weights), cfg.student.trust_remote_code)
     tokenizer = load_tokenizer(str(weights) if weights != Path(base) else base, cfg.student.trust_remote_code)
-    if (run_dir / "lora").exists():
+    if (run_dir / LORA).exists():
         from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, str(run_dir / "lora")).merge_and_unload()
+        lm = PeftModel.from_pretrained(lm, str(run_dir / LORA)).merge_and_unload()
     prompt = None
-    if (run_dir / "prompt" / "adapter_model.safetensors").exists():
-        prompt = FrozenPrompt(load_file(str(run_dir / "prompt" / "adapter_model.safetensors"))["prompt_embeddings"])
+    if (run_dir / PROMPT / "adapter_model.safetensors").exists():
+        prompt = FrozenPrompt(load_file(str(run_dir / PROMPT / "adapter_model.safetensors"))["prompt_embeddings"])
     student = Student(lm, prompt, None)
     student.eval()
     return student, tokenizer

@@ -1,0 +1,40 @@
+"""run_dir.py owns the run folder's names: the weight paths saving writes are the ones eval's cache key covers."""
+
+import os
+
+import pytest
+from tiny import tiny_config
+
+from prada.run_dir import CONFIG, DONE, STUDENT, TRAIN_LOG, WEIGHTS, weight_files, weights_fingerprint
+
+
+def _touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("name", WEIGHTS)
+def test_a_change_under_any_weight_path_changes_the_fingerprint(tmp_path, name):
+    for other in WEIGHTS:  # every part present, as after a prada run with LoRA
+        _touch(tmp_path / other if other.endswith(".safetensors") else tmp_path / other / "a.safetensors")
+    _touch(tmp_path / "notes.txt")
+    before = weights_fingerprint(tmp_path)
+    assert len(weight_files(tmp_path)) == len(WEIGHTS)
+    changed = tmp_path / name if name.endswith(".safetensors") else tmp_path / name / "a.safetensors"
+    _touch(changed, b"retrained")
+    after = weights_fingerprint(tmp_path)
+    assert after != before
+    _touch(tmp_path / "notes.txt", b"other notes")  # files outside the weight paths are not weights
+    os.utime(tmp_path / "notes.txt", ns=(0, 0))
+    assert weights_fingerprint(tmp_path) == after
+
+
+def test_a_trained_run_holds_only_files_run_dir_names(synth_dir, tmp_path):
+    from prada.train.loop import train
+
+    cfg = tiny_config(synth_dir, "method=prada", "train.backbone=lora", "train.max_steps=2")
+    run = train(cfg, tmp_path / "run", progress=False)
+    names = {p.name for p in run.iterdir()}
+    assert names <= {CONFIG, TRAIN_LOG, DONE, STUDENT, *WEIGHTS}, names
+    assert {"lora", "prompt", "domain_head.safetensors", STUDENT} <= names
+    assert all(p.relative_to(run).parts[0] in WEIGHTS for p in weight_files(run))
