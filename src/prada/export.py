@@ -9,6 +9,7 @@ prompt methods a peft P-tuning adapter in `prompt/` whose base is that folder, a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from safetensors.torch import save_file
 from prada import __version__
 from prada.distill.format import ANSWER_SEPARATOR, format_input
 from prada.errors import PradaError
-from prada.hf_compat import save_tokenizer
+from prada.hf_compat import save_config_for_4x, save_tokenizer
 from prada.io import atomic_write_json, atomic_write_text, normal_permissions
 from prada.methods.registry import method_spec
 from prada.run_dir import EVAL
@@ -27,6 +28,7 @@ from prada.run_dir import EVAL
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PROMPT_ADAPTER = "prompt"
 BASE_OF_ADAPTER = ".."  # prompt/ sits inside the model folder it belongs to
+log = logging.getLogger(__name__)
 
 
 def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
@@ -64,6 +66,10 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
         bos_token_id=tokenizer.bos_token_id,
     )
     lm.save_pretrained(str(tmp), safe_serialization=True)
+    try:  # transformers 4.x (prada's floor) reads rope settings only from the old top-level keys
+        save_config_for_4x(tmp)
+    except ValueError as e:
+        log.warning("export: config.json may load as a different model under transformers 4.x (%s)", e)
     tokenizer.chat_template = chat_template(tokenizer, template)
     save_tokenizer(tokenizer, tmp)
     if student.prompt is not None:
