@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -279,3 +280,128 @@ def test_scaled_rope_reads_the_same_under_transformers_4_57(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     default = _probe(TF4_PYTHON, tmp_path, [], sequence)
     assert (torch.tensor(default["logits"]) - torch.tensor(ceiling["logits"])).abs().max().item() > 1e-2
+
+
+# --- prompt methods without peft: plain/ holds the virtual prompt as added tokens ----------------------
+
+
+@pytest.fixture(scope="module")
+def ptune_export(counting_model, counting_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plain")
+    run = _run(counting_model, counting_data, tmp, "ptune")
+    predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    return run, export_run(run, tmp / "export"), predictions
+
+
+def _plain_recipe(export):
+    card = (export / "README.md").read_text()
+    block = re.search(r"### transformers alone.*?```python\n(.*?)```", card, re.S).group(1)
+    return block.replace("path/to/this/folder", str(export))
+
+
+PLAIN_CHAT = """
+import json, sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+folder, questions = sys.argv[1], json.loads(sys.argv[2])
+tok = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForCausalLM.from_pretrained(folder).eval()
+texts = []
+for question in questions:  # chat template -> tokenizer -> generate(**inputs): no prefix handling of our own
+    chat = tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+    inputs = tok(chat, add_special_tokens=False, return_tensors="pt")
+    texts.append(tok.decode(model.generate(**inputs)[0, inputs.input_ids.shape[1] :], skip_special_tokens=True))
+print(json.dumps(texts))
+"""
+
+
+def _plain_chat_texts(python, folder, questions):
+    r = subprocess.run(
+        [python, "-c", PLAIN_CHAT, str(folder), json.dumps(questions)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_plain_checkpoint_of_a_prompt_export_generates_prada_evals_text_without_peft(ptune_export):
+    run, export, predictions = ptune_export
+    texts = [p["output"] for p in predictions]
+    assert len(set(texts)) >= 8 and min(map(len, texts)) >= 8  # the comparison can fail
+    questions = [p["question"] for p in predictions]
+    code = _plain_recipe(export) + QUESTIONS_TO_TEXTS.replace("prada", "peft")  # neither prada nor peft
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(questions)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == texts
+    assert _plain_chat_texts(sys.executable, export / "plain", questions) == texts
+
+    meta = json.loads((export / "prada.json").read_text())
+    prefix = "".join(f"<prada_prompt_{i}>" for i in range(meta["num_virtual_tokens"]))
+    assert meta["plain_prefix"] == prefix and meta["num_virtual_tokens"] > 0
+    config = json.loads((export / "plain" / "config.json").read_text())
+    generation = json.loads((export / "plain" / "generation_config.json").read_text())
+    assert config["tie_word_embeddings"] is False and len(generation["suppress_tokens"]) == meta["num_virtual_tokens"]
+    assert not (export / "plain" / "adapter_config.json").exists()
+
+
+@pytest.mark.skipif(not TF4_PYTHON, reason="set PRADA_TEST_TF4_PYTHON (see the tests above)")
+def test_plain_checkpoint_generates_prada_evals_text_under_transformers_4_57(ptune_export):
+    _, export, predictions = ptune_export
+    texts = _plain_chat_texts(TF4_PYTHON, export / "plain", [p["question"] for p in predictions])
+    assert texts == [p["output"] for p in predictions]
+
+
+def test_export_writes_lm_eval_tasks_over_the_runs_test_items(ptune_export):
+    import yaml
+
+    run, export, predictions = ptune_export
+    tasks = export / "lm_eval"
+    meta = json.loads((export / "prada.json").read_text())
+    template = (tasks / "_prada_template.yaml").read_text()
+    template = yaml.safe_load(template.replace("!function ", ""))
+    assert template["doc_to_text"] == meta["plain_prefix"] + "{{question | trim}} ###"
+    assert template["generation_kwargs"]["max_gen_toks"] == meta["max_new_tokens"]
+    group = yaml.safe_load((tasks / "prada_export.yaml").read_text())
+    assert group["task"] == ["prada_export_counting", "prada_export_counting_other"]
+    for key in ("counting", "counting_other"):
+        task = yaml.safe_load((tasks / f"prada_export_{key}.yaml").read_text())
+        rows = [json.loads(line) for line in (export / task["dataset_kwargs"]["data_files"]["test"]).open()]
+        assert [r["question"] for r in rows] == [p["question"] for p in predictions if p["dataset"] == key]
+    assert (
+        "lm_eval --model hf --model_args pretrained=plain --include_path lm_eval" in (export / "README.md").read_text()
+    )
+
+
+LM_EVAL_PYTHON = os.environ.get("PRADA_TEST_LM_EVAL_PYTHON", "")
+"""An interpreter with lm-eval-harness (`pip install lm_eval transformers accelerate`), for the offline run below."""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not LM_EVAL_PYTHON,
+    reason="set PRADA_TEST_LM_EVAL_PYTHON to a python with lm_eval (0.4.x) and transformers to run the export's tasks",
+)
+def test_lm_eval_scores_the_plain_checkpoint_as_prada_eval_does(ptune_export, tmp_path):
+    run, export, predictions = ptune_export
+    src = str(Path(__file__).resolve().parents[1] / "src")  # utils.py scores with prada's rules
+    command = [LM_EVAL_PYTHON, "-m", "lm_eval", "--model", "hf", "--model_args", "pretrained=plain"]
+    command += ["--include_path", "lm_eval", "--tasks", "prada_export", "--batch_size", "1"]
+    command += ["--log_samples", "--output_path", str(tmp_path / "out")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": src}
+    r = subprocess.run(command, cwd=export, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
+    ours = json.loads((run / "eval.json").read_text())["datasets"]
+    for key, d in ours.items():
+        assert results[f"prada_export_{key}"]["acc,none"] * 100 == pytest.approx(d["accuracy"])
+    outputs = {(p["dataset"], p["question"]): p["output"] for p in predictions}
+    samples = 0
+    for path in (tmp_path / "out").rglob("samples_prada_export_*.jsonl"):
+        key = re.match(r"samples_prada_export_(.+)_\d{4}-", path.name).group(1)
+        for line in path.read_text().splitlines():
+            sample = json.loads(line)
+            assert sample["resps"][0][0] == outputs[(key, sample["doc"]["question"])]
+            samples += 1
+    assert samples == len(predictions)
