@@ -16,6 +16,7 @@ from prada.config import config_to_dict
 from prada.evaluation.metrics import Flags, bootstrap_ci
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
+from prada.report.environment import environment
 from prada.run_dir import DONE, EVAL, EXPLAIN, PREDICTIONS, TRAIN_LOG
 from prada.train.backbones import describe_model
 
@@ -315,6 +316,7 @@ def collect_results(root: Path, runs: list[Any], experiment: Any, n_boot: int = 
         if len({r["fold"] for r in records}) > 1
         else [],
         "published": {k: PUBLISHED_FTCOT[k] for k in datasets if k in PUBLISHED_FTCOT},
+        "environment": environment([Path(r.dir) for r in runs]),
     }
 
 
