@@ -405,3 +405,16 @@ def test_lm_eval_scores_the_plain_checkpoint_as_prada_eval_does(ptune_export, tm
             assert sample["resps"][0][0] == outputs[(key, sample["doc"]["question"])]
             samples += 1
     assert samples == len(predictions)
+
+
+def test_model_card_metadata_reads_back_with_huggingface_hub(ptune_export):
+    from huggingface_hub import ModelCard
+
+    run, export, _ = ptune_export
+    card = ModelCard.load(export / "README.md")
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-generation"
+    assert {"prada", "ptune"} <= set(card.data.tags)
+    ours = json.loads((run / "eval.json").read_text())["datasets"]
+    got = {r.dataset_name: r.metric_value for r in card.data.eval_results}
+    assert got == {k: round(d["accuracy"], 2) for k, d in ours.items()}
+    assert card.data.base_model is None  # a local student folder is no hub base model

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -352,6 +353,39 @@ def _eval_table(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def card_metadata(run_dir: Path, cfg) -> str:
+    """The card's YAML front matter, written by huggingface_hub's `ModelCardData` so the Hub reads it:
+    library, pipeline, tags, the base model (when the student is a hub id) and eval.json's accuracies
+    as model-index results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    student = cfg.student.model
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", student) and not Path(student).expanduser().exists()
+    results = []
+    path = run_dir / EVAL
+    if path.exists():
+        for key, d in json.loads(path.read_text(encoding="utf-8")).get("datasets", {}).items():
+            results.append(
+                EvalResult(
+                    task_type="text-generation",
+                    dataset_type=key,
+                    dataset_name=key,
+                    dataset_split="test",
+                    metric_type="accuracy",
+                    metric_value=round(float(d["accuracy"]), 2),
+                )
+            )
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["prada", "chain-of-thought", "distillation", cfg.method],
+        base_model=student if hub_id else None,
+        model_name=f"{cfg.method} student (prada)",
+        eval_results=results or None,
+    )
+    return f"---\n{data.to_yaml()}\n---"
+
+
 def model_card(
     run_dir: Path,
     cfg,
@@ -406,11 +440,7 @@ def model_card(
             "text after ` --> `; needs `pip install prada` beside lm-eval). Run it from this folder:"
             f"\n\n```bash\n{recipe_lm_eval(prompt)}```"
         )
-    return f"""---
-library_name: transformers
-pipeline_tag: text-generation
-tags: [prada, chain-of-thought, distillation]
----
+    return f"""{card_metadata(run_dir, cfg)}
 
 # {cfg.method} student exported by prada {__version__}
 
