@@ -93,3 +93,11 @@ def test_resume_with_overrides_is_an_error_not_ignored(extra, tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "would be ignored" in err and extra[-1] in err
     assert not (tmp_path / "run").exists()
+
+
+def test_teach_help_names_every_teacher_spelling(capsys):
+    with pytest.raises(SystemExit):
+        main(["teach", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
+    for spelling in ("openai:MODEL", "openai-chat:MODEL", "openai:MODEL?chat", "hf:PATH_OR_ID"):
+        assert spelling in text, spelling

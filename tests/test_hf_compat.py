@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 from prada import hf_compat
@@ -59,3 +60,29 @@ def test_cache_round_trip_through_a_model_call():
         full = lm(input_ids=torch.tensor([[5, 6, 7, 8, 9]]))
     assert torch.allclose(step.logits[:, -1], full.logits[:, -1], atol=1e-5)
     assert all(k is None or k.numel() == 0 for k, _ in hf_compat.cache_layers(hf_compat.new_cache(lm.config)))
+
+
+def test_legacy_rope_fields_translate_transformers_5_rope_parameters_to_4x_keys():
+    flat = {"rope_parameters": {"rope_theta": 1e5, "rope_type": "default"}}
+    assert hf_compat.legacy_rope_fields(flat) == {"rope_theta": 1e5}
+    yarn = {"rope_parameters": {"rope_theta": 1e6, "rope_type": "yarn", "factor": 4.0, "partial_rotary_factor": 0.5}}
+    assert hf_compat.legacy_rope_fields(yarn) == {
+        "rope_theta": 1e6,
+        "rope_scaling": {"rope_type": "yarn", "factor": 4.0},
+        "partial_rotary_factor": 0.5,
+    }
+    gemma = {
+        "rope_parameters": {
+            "full_attention": {"rope_theta": 1e6, "rope_type": "linear", "factor": 8.0},
+            "sliding_attention": {"rope_theta": 1e4, "rope_type": "default"},
+        }
+    }
+    assert hf_compat.legacy_rope_fields(gemma) == {
+        "rope_theta": 1e6,
+        "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+        "rope_local_base_freq": 1e4,
+    }
+    assert hf_compat.legacy_rope_fields({**flat, "rope_theta": 1e5}) == {}  # already there: nothing to add
+    assert hf_compat.legacy_rope_fields({"vocab_size": 3}) == {}
+    with pytest.raises(ValueError, match="no known transformers 4.x form"):
+        hf_compat.legacy_rope_fields({"rope_parameters": {"main": {"rope_theta": 1.0}, "other": {}}})

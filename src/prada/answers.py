@@ -182,6 +182,44 @@ def extract_teacher_answer(answer_text: str, answer_type: str, choices: list[str
     return found[0] if found else None
 
 
+GOLD_RULES = """Gold answers are checked against their answer_type when read, and three common spellings are
+normalised: text after a GSM8K-style `####` ("... so 3 + 4 = 7. #### 7" -> "7", any answer_type), a
+parenthesised choice letter ("(B)" -> "B") and yes/no in any case or with a final period ("Yes." -> "yes").
+A `number` gold must be one number, a `choice` gold one of the example's choices (A-E without
+`choices`), a `yes_no` gold yes or no; anything else is an error naming the file and line."""
+
+_PAREN_LETTER_RE = re.compile(r"\(\s*([A-Za-z])\s*\)")
+
+
+def normalise_gold(answer: str, answer_type: str, choices: list[str] | None = None) -> str:
+    """A gold answer as the scorer compares it (see GOLD_RULES), or ValueError saying what is wrong with it.
+
+    Without these checks a number question with gold "Yes", or a choice gold "(B)" against predicted
+    letters, is a question that no prediction can ever get right, and nothing says so.
+    """
+    gold = answer.strip()
+    if "####" in gold:  # GSM8K's answer column: worked solution, then "#### final answer"
+        gold = gold.rpartition("####")[2].strip()
+        if not gold:
+            raise ValueError(f"{answer!r} has nothing after '####' (GSM8K form: '... #### 7')")
+    if answer_type == "number":
+        if canonical_number(gold) is None:
+            raise ValueError(f"{gold!r} is not a number (answer_type number); give the number, e.g. 7")
+    elif answer_type == "choice":
+        letters = choices or DEFAULT_CHOICES
+        paren = _PAREN_LETTER_RE.fullmatch(gold)
+        gold = paren.group(1) if paren else gold
+        if gold not in letters:
+            where = "the example's choices" if choices else "the default choices (no `choices` given)"
+            raise ValueError(f"{gold!r} is not one of {where} {', '.join(letters)}; give the letter, e.g. B")
+    elif answer_type == "yes_no":
+        word = gold.rstrip(".").strip().lower()
+        if word not in ("yes", "no"):
+            raise ValueError(f"{gold!r} is not yes or no (answer_type yes_no)")
+        gold = word
+    return gold
+
+
 def _to_float(text: str) -> float | None:
     c = canonical_number(text)
     if c is None:

@@ -179,7 +179,12 @@ def _temperature(text: str) -> float:
 
 def _add_teach(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="data folder whose training questions get rationales")
-    p.add_argument("--teacher", required=True, help="openai:MODEL or hf:PATH_OR_ID")
+    p.add_argument(
+        "--teacher",
+        required=True,
+        help="openai:MODEL (completions endpoint), openai-chat:MODEL or openai:MODEL?chat (chat completions), "
+        "or hf:PATH_OR_ID (a local transformers model)",
+    )
     p.add_argument("--samples", type=int, default=1, help="rationales per question (diverse reasoning, D)")
     p.add_argument("--temperature", type=_temperature, default=0.0, help="sampling temperature (0: greedy)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")

@@ -235,7 +235,7 @@ def data_domains(cfg: RunConfig) -> list[str]:
         found |= {
             ex.domain
             for p, split in [*((p, "train") for p in d.train_files), *((p, "test") for p in d.test_files)]
-            for ex in read_example_file(p, d.hub_columns, d.hub_values, split)
+            for ex in read_example_file(p, d.hub_columns, d.hub_values, split, [*d.train_files, *d.test_files])
         }
     return ordered_domains(found)
 

@@ -9,7 +9,9 @@ prompt methods a peft P-tuning adapter in `prompt/` whose base is that folder, a
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -20,14 +22,19 @@ from prada import __version__
 from prada.data.benchmarks import NO_BENCHMARK
 from prada.distill.format import ANSWER_SEPARATOR, format_input
 from prada.errors import PradaError
-from prada.hf_compat import save_tokenizer
+from prada.hf_compat import save_config_for_4x, save_tokenizer
 from prada.io import atomic_write_json, atomic_write_text, normal_permissions
 from prada.methods.registry import method_spec
 from prada.run_dir import EVAL, PROMPT, weights_fingerprint
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PROMPT_ADAPTER = PROMPT  # the exported folder keeps the run folder's name for the prompt adapter
+PLAIN = "plain"  # prompt methods: the same model with its virtual prompt as added tokens, no peft needed
+VIRTUAL_TOKEN = "<prada_prompt_{}>"
+LM_EVAL = "lm_eval"  # lm-eval-harness tasks for this export: its test items, prompt format and budget
+LM_EVAL_GROUP = "prada_export"
 BASE_OF_ADAPTER = ".."  # prompt/ sits inside the model folder it belongs to
+log = logging.getLogger(__name__)
 
 
 def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
@@ -65,10 +72,17 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
         bos_token_id=tokenizer.bos_token_id,
     )
     lm.save_pretrained(str(tmp), safe_serialization=True)
+    try:  # transformers 4.x (prada's floor) reads rope settings only from the old top-level keys
+        save_config_for_4x(tmp)
+    except ValueError as e:
+        log.warning("export: config.json may load as a different model under transformers 4.x (%s)", e)
     tokenizer.chat_template = chat_template(tokenizer, template)
     save_tokenizer(tokenizer, tmp)
+    prefix = ""
     if student.prompt is not None:
         _write_prompt_adapter(run_dir / PROMPT, student.prompt.embeddings, tmp / PROMPT_ADAPTER)
+        prefix = write_plain_checkpoint(lm, tokenizer, student.prompt.embeddings, template, tmp / PLAIN)
+    tasks = _write_lm_eval_tasks(cfg, tmp / LM_EVAL, prefix, budget)
     atomic_write_json(
         tmp / "prada.json",
         {
@@ -77,6 +91,7 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
             "prompt_format": template,
             "answer_separator": ANSWER_SEPARATOR,
             "num_virtual_tokens": student.num_virtual_tokens,
+            "plain_prefix": prefix,
             "max_new_tokens": budget,
             "max_prompt_tokens": limit,
             "dtype": dtype,
@@ -85,7 +100,8 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
         },
     )
     atomic_write_text(
-        tmp / "README.md", model_card(run_dir, cfg, template, student.num_virtual_tokens, dtype, budget, limit)
+        tmp / "README.md",
+        model_card(run_dir, cfg, template, student.num_virtual_tokens, dtype, budget, limit, prefix, tasks),
     )
     normal_permissions(tmp)
     if out.exists():
@@ -104,6 +120,82 @@ def chat_template(tokenizer, template: str) -> str:
     before, after = template.split("{question}")
     text = "{{ " + json.dumps(before) + " }}{{ messages[-1]['content'] | trim }}{{ " + json.dumps(after) + " }}"
     return ("{{ bos_token }}" if bos else "") + text
+
+
+def write_plain_checkpoint(lm, tokenizer, embeddings: torch.Tensor, template: str, folder: Path) -> str:
+    """`folder`: `lm` with the trained virtual prompt (V, D) as V added tokens; returns their text prefix.
+
+    prada (and peft) put the V prompt vectors in front of the question's token embeddings. Here they
+    become rows of the embedding table under added special tokens `<prada_prompt_0>` ...; a prompt
+    that starts with those tokens gives the model the same input vectors, so plain `generate`,
+    pipelines, lm-eval-harness and vLLM reproduce `prada eval` without peft. The output head gets
+    zero rows for them (untied from the input table where it was tied) and `generation_config.json`
+    suppresses them, so they are never generated and every real token's logit is unchanged. The chat
+    template prepends the prefix; raw text must start with it (`prada.json` `plain_prefix`) and be
+    tokenized without the tokenizer's own special tokens, which the prefix already holds.
+    """
+    import copy
+
+    from torch import nn
+
+    V, D = embeddings.shape
+    names = [VIRTUAL_TOKEN.format(i) for i in range(V)]
+    tok = copy.deepcopy(tokenizer)
+    tok.add_tokens(names, special_tokens=True)
+    ids = tok.convert_tokens_to_ids(names)
+    bos = tokenizer.bos_token is not None and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    prefix = "".join(names) + (tokenizer.bos_token if bos else "")  # prada: [virtual, BOS, question]
+
+    model = copy.deepcopy(lm)
+    table, head = model.get_input_embeddings(), model.get_output_embeddings()
+    old = table.weight.detach()
+    size = max(old.shape[0], max(ids) + 1)
+    scale = getattr(table, "embed_scale", None)  # Gemma-style tables multiply their rows; the prompt is not scaled
+    rows = embeddings.detach().to(old.dtype) / (scale.to(old.dtype) if torch.is_tensor(scale) else (scale or 1))
+    new_table = torch.cat([old, old.new_zeros(size - old.shape[0], D)])
+    new_table[ids] = rows
+    old_head = head.weight.detach()
+    new_head = torch.cat([old_head, old_head.new_zeros(size - old_head.shape[0], D)]).clone()
+    new_head[ids] = 0  # a zero row: logit 0, and suppressed in generation
+    table.weight, table.num_embeddings = nn.Parameter(new_table), size
+    head.weight, head.out_features = nn.Parameter(new_head), size
+    text_config = model.config.get_text_config()
+    text_config.vocab_size = size
+    text_config.tie_word_embeddings = model.config.tie_word_embeddings = False
+    model.generation_config = copy.deepcopy(lm.generation_config)
+    model.generation_config.suppress_tokens = list(ids)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    try:
+        save_config_for_4x(folder)
+    except ValueError:
+        pass  # warned for the main folder already
+    tok.chat_template = chat_template(tokenizer, template).replace("{{ bos_token }}", "")
+    tok.chat_template = "{{ " + json.dumps(prefix) + " }}" + tok.chat_template
+    save_tokenizer(tok, folder)
+    return prefix
+
+
+def _write_lm_eval_tasks(cfg, folder: Path, prefix: str, budget: int) -> list[str]:
+    """lm-eval-harness tasks over the run's test items (`lm_eval/data/<key>.jsonl`); their dataset keys.
+
+    Paths are relative to the export folder: lm-eval runs from inside it (see the model card).
+    """
+    from prada.evaluation.evaluate import load_test_sets
+    from prada.io import atomic_write_jsonl
+    from prada.lm_eval_tasks import write_tasks
+
+    try:
+        tests = load_test_sets(cfg, None, "test")
+    except (PradaError, OSError) as e:
+        log.warning("export: no lm-eval tasks (the run's test data cannot be read: %s)", e)
+        return []
+    files = {}
+    for key, examples in tests.items():
+        rows = [{k: v for k, v in ex.to_dict().items() if k != "rationales"} for ex in examples]
+        atomic_write_jsonl(folder / "data" / f"{key}.jsonl", rows)
+        files[key] = f"{LM_EVAL}/data/{key}.jsonl"
+    write_tasks(folder, LM_EVAL_GROUP, files, prefix, budget)
+    return list(files)
 
 
 def _write_prompt_adapter(source: Path, embeddings: torch.Tensor, folder: Path) -> None:
@@ -146,6 +238,36 @@ def generate(question: str) -> str:
     ids = tokenizer(PROMPT.format(question=question.strip()), return_tensors="pt").input_ids[:, :MAX_PROMPT_TOKENS]
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids))  # greedy, budget and EOS: generation_config.json
     return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+"""
+
+
+def recipe_plain(template: str, limit: int, prefix: str) -> str:
+    """Python that loads `plain/` (virtual prompt as added tokens) with transformers alone and generates what `prada eval` does."""
+    return f"""import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+folder = "path/to/this/folder/plain"
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForCausalLM.from_pretrained(folder).eval()
+PREFIX = {prefix!r}  # the trained virtual prompt, as added tokens (the chat template writes it too)
+PROMPT = {template!r}
+MAX_PROMPT_TOKENS = {limit}  # prada eval keeps a question's first tokens, as training did
+
+
+@torch.no_grad()
+def generate(question: str) -> str:
+    prefix = tokenizer(PREFIX, add_special_tokens=False, return_tensors="pt").input_ids
+    ids = tokenizer(PROMPT.format(question=question.strip()), add_special_tokens=False, return_tensors="pt").input_ids
+    ids = torch.cat([prefix, ids[:, :MAX_PROMPT_TOKENS]], 1)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids))  # greedy, budget, EOS, suppressed prompt tokens
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+"""
+
+
+def recipe_lm_eval(prompt: bool) -> str:
+    model = "plain" if prompt else "."
+    return f"""cd path/to/this/folder
+lm_eval --model hf --model_args pretrained={model} --include_path {LM_EVAL} --tasks {LM_EVAL_GROUP} --batch_size 1
 """
 
 
@@ -233,7 +355,50 @@ def _eval_table(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype: str, budget: int, limit: int) -> str:
+def card_metadata(run_dir: Path, cfg) -> str:
+    """The card's YAML front matter, written by huggingface_hub's `ModelCardData` so the Hub reads it:
+    library, pipeline, tags, the base model (when the student is a hub id) and eval.json's accuracies
+    as model-index results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    student = cfg.student.model
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", student) and not Path(student).expanduser().exists()
+    results = []
+    path = run_dir / EVAL
+    if path.exists():
+        for key, d in json.loads(path.read_text(encoding="utf-8")).get("datasets", {}).items():
+            results.append(
+                EvalResult(
+                    task_type="text-generation",
+                    dataset_type=key,
+                    dataset_name=key,
+                    dataset_split="test",
+                    metric_type="accuracy",
+                    metric_value=round(float(d["accuracy"]), 2),
+                )
+            )
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["prada", "chain-of-thought", "distillation", cfg.method],
+        base_model=student if hub_id else None,
+        model_name=f"{cfg.method} student (prada)",
+        eval_results=results or None,
+    )
+    return f"---\n{data.to_yaml()}\n---"
+
+
+def model_card(
+    run_dir: Path,
+    cfg,
+    template: str,
+    num_virtual_tokens: int,
+    dtype: str,
+    budget: int,
+    limit: int,
+    prefix: str = "",
+    tasks: list[str] = (),
+) -> str:
     from prada.model_aliases import describe_model
 
     prompt = num_virtual_tokens > 0
@@ -247,6 +412,9 @@ def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype
     files = "`config.json`, `model.safetensors` (" + dtype + "), `generation_config.json`, tokenizer files"
     if prompt:
         files += f", `prompt/` (peft P-tuning adapter: {num_virtual_tokens} virtual tokens; base `..`, this folder)"
+        files += f", `{PLAIN}/` (the same model with those tokens added to its vocabulary: no peft needed)"
+    if tasks:
+        files += f", `{LM_EVAL}/` (lm-eval-harness tasks: {', '.join(tasks)})"
     load = (
         f"### transformers + peft\n\n```python\n{recipe_peft(template, limit)}```\n\n"
         '`PeftModel.from_pretrained(model, f"{folder}/prompt")` is the dependable form: the adapter\'s '
@@ -255,11 +423,26 @@ def model_card(run_dir: Path, cfg, template: str, num_virtual_tokens: int, dtype
         if prompt
         else f"### transformers\n\n```python\n{recipe_transformers(template, limit)}```"
     )
-    return f"""---
-library_name: transformers
-pipeline_tag: text-generation
-tags: [prada, chain-of-thought, distillation]
----
+    if prompt:
+        load += (
+            f"\n\n### transformers alone (`{PLAIN}/`: pipelines, lm-eval-harness, vLLM)\n\n"
+            f"`{PLAIN}/` holds the {num_virtual_tokens} trained virtual-prompt vectors as added tokens "
+            f"`{prefix}`: a prompt that starts with them gives the model `prada eval`'s input. Its chat "
+            "template writes them; raw text must start with them and be tokenized with "
+            "`add_special_tokens=False`. They are never generated (zero output rows, `suppress_tokens`). "
+            "A `PeftModel` over the main folder with `generate(**inputs)` is not this model under transformers 5 "
+            "(peft <= 0.21.2 re-inserts the prompt at every step): use this folder or the recipe above."
+            f"\n\n```python\n{recipe_plain(template, limit, prefix)}```"
+        )
+    if tasks:
+        load += (
+            "\n\n### lm-eval-harness\n\n"
+            f"`{LM_EVAL}/` holds one task per test set of the run (`{LM_EVAL_GROUP}_<dataset>`, the items `prada eval` "
+            "scored), prada's prompt format, greedy decoding with its budget and prada's answer rules (the "
+            "text after ` --> `; needs `pip install prada` beside lm-eval). Run it from this folder:"
+            f"\n\n```bash\n{recipe_lm_eval(prompt)}```"
+        )
+    return f"""{card_metadata(run_dir, cfg)}
 
 # {cfg.method} student exported by prada {__version__}
 

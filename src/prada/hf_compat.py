@@ -84,10 +84,13 @@ def load_causal_lm_weights(path: str, **kwargs):
 
 
 def save_tokenizer(tokenizer, folder: str | Path) -> None:
-    """`tokenizer.save_pretrained(folder)`, loadable by transformers 4.x too.
+    """`tokenizer.save_pretrained(folder)`, loadable by transformers 4.x too, with the same model inputs.
 
     transformers 5 writes `"tokenizer_class": "TokenizersBackend"`, a class 4.x cannot import; every
     fast tokenizer is a `PreTrainedTokenizerFast` over tokenizer.json, so the file names that instead.
+    4.x's `PreTrainedTokenizerFast` also returns `token_type_ids` unless told otherwise, and a causal
+    LM's `generate(**tokenizer(text))` then raises on the unused argument: the file names the inputs
+    this tokenizer gives (`model_input_names`), which 4.x reads back.
     """
     import json
 
@@ -96,6 +99,58 @@ def save_tokenizer(tokenizer, folder: str | Path) -> None:
     tokenizer.save_pretrained(str(folder))
     path = Path(folder) / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    changed = dict(config)
     if config.get("tokenizer_class") == "TokenizersBackend" and (Path(folder) / "tokenizer.json").exists():
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        atomic_write_json(path, config)
+        changed["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if path.exists() and "model_input_names" not in config:
+        changed["model_input_names"] = list(tokenizer.model_input_names)
+    if changed != config:
+        atomic_write_json(path, changed)
+
+
+def legacy_rope_fields(config: dict) -> dict:
+    """The top-level rope keys transformers 4.x reads, for a config.json written by transformers 5.
+
+    transformers 5 saves the rotary settings only as `rope_parameters` ({"rope_theta", "rope_type",
+    scaling keys}, or one such dict per layer type); 4.x ignores that key and uses its default theta
+    (10000), a different model wherever the real theta differs. 5.x reads the old keys back into the
+    same `rope_parameters`, so writing both keeps one model under both. Returns only keys `config`
+    lacks; {} when there is nothing to translate. Per-layer-type settings are translated in Gemma-3's
+    4.x form (`rope_theta` + `rope_scaling` for full attention, `rope_local_base_freq` for sliding
+    attention), as transformers 5 reads them; any other nesting raises ValueError.
+    """
+
+    def flat(params: dict, theta_key: str, scaling: bool) -> dict:
+        out = {theta_key: params["rope_theta"]} if "rope_theta" in params else {}
+        rest = {k: v for k, v in params.items() if k not in ("rope_theta", "partial_rotary_factor")}
+        if scaling and rest.get("rope_type", "default") != "default":
+            out["rope_scaling"] = rest
+        if "partial_rotary_factor" in params:
+            out["partial_rotary_factor"] = params["partial_rotary_factor"]
+        return out
+
+    params = config.get("rope_parameters")
+    if not isinstance(params, dict) or not params:
+        return {}
+    if "rope_theta" in params or "rope_type" in params:
+        out = flat(params, "rope_theta", True)
+    elif set(params) <= {"full_attention", "sliding_attention"}:
+        out = flat(params.get("full_attention") or {}, "rope_theta", True)
+        out.update(flat(params.get("sliding_attention") or {}, "rope_local_base_freq", False))
+    else:
+        raise ValueError(f"rope_parameters nested by {sorted(params)}: no known transformers 4.x form")
+    return {k: v for k, v in out.items() if config.get(k) is None}
+
+
+def save_config_for_4x(folder: str | Path) -> dict:
+    """Add to `folder/config.json` the rope keys transformers 4.x reads (see `legacy_rope_fields`); returns them."""
+    import json
+
+    from prada.io import atomic_write_json
+
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    extra = legacy_rope_fields(config)
+    if extra:
+        atomic_write_json(path, {**config, **extra})
+    return extra

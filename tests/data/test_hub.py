@@ -71,3 +71,51 @@ def test_a_run_trains_and_evaluates_on_a_local_dataset_folder(tmp_path, synth_di
     run = train(cfg, tmp_path / "run", progress=False)
     result, _ = evaluate_run(run, progress=False)
     assert {k: v["n"] for k, v in result["datasets"].items()} == {"sums": 2, "sums_parquet": 3}
+
+
+YES_NO_ROWS = [{"problem": f"Is {n} even?", "label": n % 2 == 0} for n in range(4)]
+
+
+def test_hub_mappings_can_be_scoped_to_one_dataset(tmp_path):
+    sums = _save(tmp_path / "sums", {"train": ROWS})
+    even = _save(tmp_path / "even", {"train": YES_NO_ROWS})
+    entries = [f"hf:{sums}", f"hf:{even}"]
+    columns = ["question=problem", "sums:answer=final", f"{even}:answer=label"]  # by key or by NAME
+    values = ["domain=arithmetic", "sums:answer_type=number", "even:answer_type=yes_no", "even:domain=commonsense"]
+    a = read_hub_examples(entries[0], columns, values, "train", entries)
+    b = read_hub_examples(entries[1], columns, values, "train", entries)
+    assert [(e.answer, e.answer_type, e.domain) for e in a[:2]] == [
+        ("3", "number", "arithmetic"),
+        ("7", "number", "arithmetic"),
+    ]
+    assert [(e.answer, e.answer_type, e.domain) for e in b[:2]] == [
+        ("yes", "yes_no", "commonsense"),
+        ("no", "yes_no", "commonsense"),
+    ]
+    with pytest.raises(ConfigError, match="scope 'evn' names no hf: entry"):
+        read_hub_examples(entries[0], columns, ["evn:answer_type=yes_no"], "train", entries)
+    with pytest.raises(ConfigError, match="DATASET:FIELD=VALUE"):
+        read_hub_examples(entries[0], columns, [":answer_type=yes_no"], "train", entries)
+
+
+def test_an_unscoped_answer_type_that_relabels_another_hub_dataset_is_an_error(tmp_path):
+    """One global `answer_type=number` for a number set and a yes/no set: the yes/no rows are caught, with the fix."""
+    sums = _save(tmp_path / "sums", {"train": ROWS})
+    even = _save(tmp_path / "even", {"train": YES_NO_ROWS})
+    entries = [f"hf:{sums}", f"hf:{even}"]
+    columns, values = ["question=problem", "sums:answer=final", "even:answer=label"], ["answer_type=number"]
+    assert len(read_hub_examples(entries[0], columns, values, "train", entries)) == 4  # right for this one
+    with pytest.raises(
+        DataError, match=r"hf:.*even:0: field 'answer': 'yes' is not a number.*scope it, e\.g\. even:answer_type"
+    ):
+        read_hub_examples(entries[1], columns, values, "train", entries)
+    # the yes/no set carries its own answer_type column: a global value must not silently replace it
+    typed = _save(tmp_path / "typed", {"train": [{**r, "answer_type": "yes_no"} for r in YES_NO_ROWS]})
+    entries = [f"hf:{sums}", f"hf:{typed}"]
+    with pytest.raises(ConfigError, match="answer_type=number applies to every hf: dataset.*own 'answer_type' column"):
+        read_hub_examples(entries[1], ["question=problem", "typed:answer=label"], values, "train", entries)
+    # alone (one hub dataset) the global form keeps its old meaning: the user's value wins
+    alone = read_hub_examples(
+        entries[1], ["question=problem", "answer=label"], ["answer_type=yes_no"], "train", entries[1:]
+    )
+    assert alone[0].answer_type == "yes_no"

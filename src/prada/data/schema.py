@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from prada.answers import normalise_gold
 from prada.data.registry import ANSWER_TYPES, name_problem
 from prada.errors import DataError
 from prada.io import atomic_write_jsonl, iter_jsonl
@@ -47,7 +48,10 @@ _RATIONALE_FIELDS = {"text": str, "answer": str, "correct": bool, "teacher": str
 
 
 def example_from_dict(obj: object, path: str = "<memory>", line: int | None = None) -> Example:
-    """Validate one decoded JSON object; every problem names path:line and the field."""
+    """Validate one decoded JSON object; every problem names path:line and the field.
+
+    The gold answer is checked against its answer_type and normalised as `prada.answers.GOLD_RULES` says.
+    """
     if not isinstance(obj, dict):
         raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, line)
     for key, typ in _REQUIRED.items():
@@ -73,6 +77,10 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
         raise DataError("expected a list of strings (choice letters)", path, line, "choices")
     _check_encodable(obj, path, line)
+    try:  # a gold that no prediction can equal is a data mistake, not a hard question (answers.GOLD_RULES)
+        gold = normalise_gold(obj["answer"], obj["answer_type"], choices)
+    except ValueError as e:
+        raise DataError(str(e), path, line, "answer") from None
     rationales = []
     raw = obj.get("rationales", [])
     if not isinstance(raw, list):
@@ -87,7 +95,7 @@ def example_from_dict(obj: object, path: str = "<memory>", line: int | None = No
         rationales.append(Rationale(**{k: r[k] for k in _RATIONALE_FIELDS}))
     return Example(
         question=obj["question"],
-        answer=obj["answer"],
+        answer=gold,
         answer_type=obj["answer_type"],
         domain=obj.get("domain", "custom") or "custom",
         dataset=obj.get("dataset", "custom") or "custom",

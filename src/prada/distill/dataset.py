@@ -140,8 +140,9 @@ def answer_priors(cfg: DataConfig) -> dict[str, str]:
 
     folder = data_folder(cfg)
     train_by_ds = _read_split(folder, "train") if folder else {}
+    entries = [*cfg.train_files, *cfg.test_files]  # hub mappings may be scoped to one of them
     for path in cfg.train_files:
-        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "train"):
+        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "train", entries):
             train_by_ds.setdefault(ex.dataset, []).append(ex)
     priors = {}
     for ds, exs in train_by_ds.items():
@@ -190,11 +191,12 @@ def load_distillation_set(cfg: DataConfig, seed: int = 0) -> DistillationSet:
             )
         train_by_ds = {k: v for k, v in train_by_ds.items() if k in cfg.datasets}
         test_by_ds = {k: v for k, v in test_by_ds.items() if k in cfg.datasets}
+    entries = [*cfg.train_files, *cfg.test_files]  # hub mappings may be scoped to one of them
     for path in cfg.train_files:
-        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "train"):
+        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "train", entries):
             train_by_ds.setdefault(ex.dataset, []).append(ex)
     for path in cfg.test_files:
-        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "test"):
+        for ex in read_example_file(path, cfg.hub_columns, cfg.hub_values, "test", entries):
             test_by_ds.setdefault(ex.dataset, []).append(ex)
 
     for ds, exs in (*train_by_ds.items(), *test_by_ds.items()):

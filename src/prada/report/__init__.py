@@ -17,6 +17,7 @@ from prada.evaluation.metrics import Flags, bootstrap_ci, seed_t_interval
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
 from prada.model_aliases import describe_model
+from prada.report.environment import environment
 from prada.run_dir import DONE, EVAL, EXPLAIN_JSON, PREDICTIONS, TRAIN_LOG
 
 LEVEL = 0.95
@@ -319,6 +320,7 @@ def collect_results(root: Path, runs: list[Any], experiment: Any, n_boot: int = 
         if len({r["fold"] for r in records}) > 1
         else [],
         "published": {k: PUBLISHED_FTCOT[k] for k in datasets if k in PUBLISHED_FTCOT},
+        "environment": environment([Path(r.dir) for r in runs]),
     }
 
 

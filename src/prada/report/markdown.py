@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prada.methods.registry import adversary_pairs, method_spec
+from prada.report.environment import describe
 
 # Published Fine-tune-CoT accuracies (%), Ho, Schmid and Yun, "Large Language Models Are Reasoning
 # Teachers", ACL 2023 (arXiv 2212.10071): same 12 datasets and the same text-davinci-002 Zero-shot-CoT
@@ -383,6 +384,8 @@ def render_report(results: dict) -> str:
         "See docs/protocol.md.",
         "",
     ]
+    if results.get("environment"):
+        lines += [describe(results["environment"]), ""]
     exp = results.get("experiment") or {}
     if exp.get("planned_runs") and exp.get("finished_runs", 0) < exp["planned_runs"]:
         lines += [

@@ -1,0 +1,82 @@
+"""What a report's numbers were measured with: package versions, the source commit, the machine and the wall time."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("torch", "transformers", "peft", "accelerate")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def source_commit() -> str | None:
+    """The git commit of the prada sources in use (`+dirty` with uncommitted changes), or None outside a checkout."""
+    src = Path(__file__).resolve().parents[3]  # src/prada/report/ -> the repository root
+    if not (src / ".git").exists():
+        return None
+    try:
+        git = ["git", "-C", str(src)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def runs_wall_time(run_dirs: list[Path]) -> float | None:
+    """Seconds from the first run's config.yaml to the last eval.json (file times): training and evaluation of
+    every run, including any pause between sessions; None when a file is missing."""
+    from prada.run_dir import CONFIG, EVAL
+
+    try:
+        start = min((Path(d) / CONFIG).stat().st_mtime for d in run_dirs)
+        end = max((Path(d) / EVAL).stat().st_mtime for d in run_dirs)
+    except (OSError, ValueError):
+        return None
+    return round(max(0.0, end - start), 1)
+
+
+def environment(run_dirs: list[Path]) -> dict:
+    """The `environment` entry of results.json."""
+    from prada import __version__
+
+    return {
+        "prada": __version__,
+        "commit": source_commit(),
+        "python": platform.python_version(),
+        **{name: _version(name) for name in PACKAGES},
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "wall_time_s": runs_wall_time(run_dirs),
+        "wall_time_is": "first run's config.yaml to last eval.json, by file times",
+    }
+
+
+def describe(env: dict) -> str:
+    """One report line naming the versions, commit and wall time."""
+    if not env:
+        return ""
+    versions = ", ".join(f"{name} {env[name]}" for name in PACKAGES if env.get(name))
+    commit = env.get("commit") or "not a git checkout"
+    wall = env.get("wall_time_s")
+    if wall is None:
+        time = "unknown"
+    else:
+        h, rest = divmod(int(round(wall)), 3600)
+        time = f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+    return (
+        f"Environment: prada {env.get('prada')} (commit {commit}), Python {env.get('python')}, {versions}; "
+        f"{env.get('machine')}. Wall time {time} ({env.get('wall_time_is')})."
+    )
