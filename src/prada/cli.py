@@ -79,8 +79,13 @@ def _train(a: argparse.Namespace) -> None:
         if not a.out:
             raise PradaError("prada train: --out RUN_DIR is required (or --resume RUN_DIR)")
         from prada.config import load_config
+        from prada.run_dir import is_finished
 
+        already = is_finished(Path(a.out))  # another config's finished run is refused inside train()
         run_dir = train(load_config(a.config, a.overrides), Path(a.out))
+        if already:
+            print(f"run already finished with this config: {run_dir} (nothing to train)")
+            return
     print(f"run saved to {run_dir}")
 
 

@@ -40,6 +40,7 @@ from prada.run_dir import (  # the run folder's names and checks; re-exported fo
     TRAIN_LOG,
     TRUST_REMOTE_CODE_ENV,  # noqa: F401
     bf16_supported,  # noqa: F401
+    check_new_run_folder,
     finished_run_config,  # noqa: F401
     make_accelerator,
     saved_run_config,
@@ -176,6 +177,8 @@ def resolve_run(cfg: RunConfig | None, out_dir: Path | None, resume: Path | None
         cfg = saved_run_config(out_dir)
     assert cfg is not None and out_dir is not None
     out_dir = Path(out_dir)
+    if resume is None:
+        check_new_run_folder(cfg, out_dir)  # a user's folder or another config's finished run: untouched
     if resume is None and not (out_dir / DONE).exists() and find_checkpoint(out_dir) is not None:
         raise PradaError(
             f"{out_dir} holds an interrupted run; continue it with `prada train --resume {out_dir}` or pick a new --out"
