@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -21,6 +22,8 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX: no lock, single writer assumed
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("prada.teacher")
 
 CACHE_DIRNAME = ".teacher_cache"
 
@@ -41,6 +44,16 @@ def sample_key(dataset: str, item_id: str, sample: int, temperature: float, ques
     """Identity of one teacher sample. The question hash makes an edited question a new key."""
     qhash = hashlib.sha1(question.encode("utf-8")).hexdigest()[:10]
     return f"{dataset}/{item_id}#{sample}@T{float(temperature):g}:{qhash}"
+
+
+def _well_typed(rec: dict) -> bool:
+    """A cache record as `teach` writes it: text rationale and answer text, answer text or None (a missing
+    field reads as empty)."""
+    return (
+        isinstance(rec.get("rationale", ""), str)
+        and isinstance(rec.get("answer_text", ""), str)
+        and (rec.get("answer") is None or isinstance(rec.get("answer"), str))
+    )
 
 
 class TeacherCache:
@@ -79,8 +92,12 @@ class TeacherCache:
             os.fsync(fd)
         self.records = {}
         for rec in read_jsonl_tolerant(self.path):
-            if isinstance(rec.get("key"), str):
-                self.records.setdefault(rec["key"], rec)
+            if not isinstance(rec.get("key"), str):
+                continue
+            if not _well_typed(rec):  # an edited or foreign line: its sample is asked again, not trusted
+                log.warning("%s: cache line of %s has wrong-typed fields; that sample is redone", self.path, rec["key"])
+                continue
+            self.records.setdefault(rec["key"], rec)
 
     def append(self, record: dict) -> None:
         """Durably add one finished sample; a key already present is not written again."""
