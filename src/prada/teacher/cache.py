@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from prada.io import read_jsonl_tolerant
+from prada.io import read_jsonl_tolerant, refuse_links
 from prada.teacher.client import TeacherError
 
 try:
@@ -72,8 +72,9 @@ class TeacherCache:
         self.close()
 
     def open(self) -> None:
+        refuse_links(self.path.parent, self.path)  # a kill's torn line is cut: never in a link's target
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -20,7 +20,7 @@ from prada.config import RunConfig, switch_on
 from prada.distill.collate import Batch
 from prada.errors import PradaError
 from prada.hf_compat import cache_keyword, cache_layers, new_cache, save_tokenizer
-from prada.io import normal_permissions
+from prada.io import atomic_write_text, normal_permissions, refuse_links
 from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
@@ -327,8 +327,13 @@ def build_student(cfg: RunConfig, num_domains: int) -> tuple[Student, object]:
 # --- saving and loading in Hugging Face formats ------------------------------------------------------
 
 
+SAVED = ("model", "lora", "prompt", "domain_head.safetensors")  # what save_student writes besides student.json
+
+
 def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> None:
     """HF folders: model/ (full backbone, safetensors), lora/ (peft adapter), prompt/ (peft P-tuning adapter)."""
+    # save_pretrained writes through a linked folder and deletes the shard files it finds there
+    refuse_links(*(run_dir / name for name in (*SAVED, "student.json")))
     base = resolve_model(cfg.student.model)
     backbone = cfg.backbone
     prompt_base = base  # the prompt adapter's base: the trained weights where they exist, relative to prompt/
@@ -348,8 +353,8 @@ def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> 
             {k: v.contiguous() for k, v in student.adversary.state_dict().items()},
             str(run_dir / "domain_head.safetensors"),
         )
-    (run_dir / "student.json").write_text(json.dumps({"base_model": base, "backbone": backbone}))
-    normal_permissions(*(run_dir / name for name in ("model", "lora", "prompt", "domain_head.safetensors")))
+    atomic_write_text(run_dir / "student.json", json.dumps({"base_model": base, "backbone": backbone}))
+    normal_permissions(*(run_dir / name for name in SAVED))
 
 
 def load_student(run_dir: Path, cfg: RunConfig) -> tuple[Student, object]:
