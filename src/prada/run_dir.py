@@ -144,8 +144,8 @@ def check_new_run_folder(cfg: RunConfig, out_dir: Path) -> None:
             )
 
 
-def config_differences(old: RunConfig, new: RunConfig) -> list[str]:
-    """`key: old -> new` for every dotted config key whose value differs."""
+def config_differences(old: RunConfig, new: RunConfig, where: tuple[str, str] = ("there", "here")) -> list[str]:
+    """`key: OLD there, NEW here` for every dotted config key whose value differs (`where` names the two sides)."""
     from prada.config import config_to_dict
 
     def flat(d: dict, prefix: str = "") -> dict:
@@ -155,4 +155,8 @@ def config_differences(old: RunConfig, new: RunConfig) -> list[str]:
         return out
 
     a, b = flat(config_to_dict(old)), flat(config_to_dict(new))
-    return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [
+        f"{k}: {a.get(k)!r} {where[0]}, {b.get(k)!r} {where[1]}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
