@@ -18,8 +18,38 @@ except ImportError:  # pragma: no cover - non-POSIX: no lock, one writer assumed
 
 
 def cache_root() -> Path:
-    """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data."""
-    return Path(os.environ.get("PRADA_CACHE", Path.home() / ".cache" / "prada"))
+    """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data.
+
+    An empty PRADA_CACHE counts as unset (not the working folder), `~` is expanded, and a value that
+    is not a folder prada can write in (a file, /proc/...) is one clear error.
+    """
+    raw = os.environ.get("PRADA_CACHE", "")
+    if not raw.strip():
+        return Path.home() / ".cache" / "prada"
+    root = Path(raw).expanduser().absolute()
+    _check_cache_root(str(root), raw)
+    return root
+
+
+_CHECKED_ROOTS: set[str] = set()
+
+
+def _check_cache_root(root: str, raw: str) -> None:
+    """Create `root` and prove a folder can be made in it (once per process and path)."""
+    from prada.errors import PradaError
+
+    if root in _CHECKED_ROOTS:
+        return
+    try:
+        os.makedirs(root, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=root, prefix=".prada-probe-"))  # root may write where mkdir cannot (/proc)
+    except OSError as e:
+        what = "is not a folder" if os.path.exists(root) and not os.path.isdir(root) else f"is unusable ({e.strerror})"
+        raise PradaError(
+            f"PRADA_CACHE={raw!r} {what}; set PRADA_CACHE to a folder prada can write in (or unset it for "
+            "~/.cache/prada)"
+        ) from None
+    _CHECKED_ROOTS.add(root)
 
 
 def link_error(path: Path):
