@@ -146,12 +146,13 @@ def read_step(folder: Path) -> int:
         raise _damaged(folder, f"step.json unreadable: {type(e).__name__}") from None
     if not isinstance(step, int) or isinstance(step, bool) or step < 1:
         raise _damaged(folder, f"step.json step {step!r}")
-    _check_range(folder, step)
     files = meta.get("sha256")
     if files is None:  # nothing would check the weights: an edited file would be resumed
+        _check_range(folder, step)
         raise _damaged(folder, "step.json lists no sha256 of its files")
     if not isinstance(files, dict) or meta.get("digest") != _digest(step, files):
         raise _damaged(folder, "step.json does not match its digest")
+    _check_range(folder, step)
     for name in files:  # a forged list could name /dev/zero, ../elsewhere or a link: hash regular files inside only
         if not _inside(folder, name):
             raise _damaged(folder, f"step.json lists {name!r}, which is not a regular file inside the checkpoint")
