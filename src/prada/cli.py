@@ -305,14 +305,16 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         import errno
 
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             raise
         # Every artifact is written atomically: what was finished is intact, the rest is redone on the rerun.
         where = f" writing {e.filename}" if e.filename else ""
-        print(
-            f"prada: error: {e.strerror}{where}; free some space (or write elsewhere) and rerun the same command",
-            file=sys.stderr,
+        fix = (
+            "free some space (or write elsewhere)"
+            if e.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "make that folder writable (or write elsewhere: eval --out FILE, a copy of a read-only run)"
         )
+        print(f"prada: error: {e.strerror}{where}; {fix} and rerun the same command", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:
         done = f" ({e})" if str(e) else ""
