@@ -115,8 +115,8 @@ def check_new_run_folder(cfg: RunConfig, out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise PradaError(f"--out {out_dir}: exists and is not a folder; give a new folder for the run")
-    if not any(out_dir.iterdir()):
-        return
+    if all(p.name.startswith(".") and p.name.endswith(".tmp") for p in out_dir.iterdir()):
+        return  # empty, or only the temp files of a run killed while writing its first file
     why = ""
     try:
         raw = read_yaml_mapping(out_dir / CONFIG, "config")

@@ -84,3 +84,13 @@ def test_train_on_a_finished_run_with_another_config_is_refused_naming_the_keys(
     assert "already finished" in err and "train.lr" in err and "seed" in err
     assert snapshot(run) == before
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr"] != 0.5
+
+
+def test_a_run_killed_while_writing_its_config_starts_again(data_dir, tmp_path):
+    from prada.train.loop import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.yaml.k3j2.tmp").write_text("method: pra")  # atomic_file's temp, left by a kill
+    train(tiny_config(data_dir, *STEPS), run, progress=False)
+    assert (run / "train_done.json").exists()
