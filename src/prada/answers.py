@@ -35,7 +35,12 @@ _NUMBER_RE = re.compile(
     r"(?:/(?P<den>\d+(?:\.\d+)?)(?![\d/]))?"
 )
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
-_QUOTED_RE = re.compile(r"\"([^\"\n]+)\"|“([^”\n]+)”|'([^'\n]+)'")
+_QUOTES = {'"': '"', "“": "”", "'": "'"}  # opener -> closer of a quoted free-text answer
+_WORD_AFTER_RE = re.compile(r" ([a-z]+)")
+
+MAX_ANSWER_CHARS = 10_000
+"""Characters an answer rule reads: the first ones after `-->` (or of a teacher's answer text), the last ones
+of a text without it. Far beyond any real answer; a hostile 2 MB reply costs what 10 kB cost."""
 # Words that follow a choice letter ("A or E", "A is correct"), unlike the article ("A person ...").
 _AFTER_LETTER = frozenset(
     "or and nor to through is was seems would could might may must should because since as".split()
@@ -106,10 +111,12 @@ def _choice_candidates(text: str, choices: list[str]) -> list[str]:
             continue
         letter = m.group(2)
         if letter == "A" and not text[m.end() : m.end() + 1] == ")":
-            before = text[: m.start()].rstrip(" \t")
-            after = text[m.end() :]
-            at_sentence_start = before == "" or before[-1] in ".!?:\n"
-            word = re.match(r" ([a-z]+)", after)
+            # look around the match in place: slicing text[:start] for each "A" made this quadratic
+            j = m.start() - 1
+            while j >= 0 and text[j] in " \t":
+                j -= 1
+            at_sentence_start = j < 0 or text[j] in ".!?:\n"
+            word = _WORD_AFTER_RE.match(text, m.end())
             if at_sentence_start and word and word.group(1) not in _AFTER_LETTER:
                 continue
         out.append(letter)
@@ -125,19 +132,48 @@ def _clean_text_answer(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
-    m = _QUOTED_RE.search(text)
-    if m is not None:
-        return next(g for g in m.groups() if g is not None).strip().rstrip(".").strip() or None
+    quoted = next(_quoted(text), None)
+    if quoted is not None:
+        return quoted.strip().rstrip(".").strip() or None
     line = text.splitlines()[0].strip()
     line = line.strip(_QUOTE_CHARS).rstrip(".").strip().strip(_QUOTE_CHARS).strip()
     return line or None
 
 
+def _quoted(text: str):
+    """The insides of "...", “...” and '...' (one line, not empty), left to right, as a regex
+    `"([^"\\n]+)"|“([^”\\n]+)”|'([^'\\n]+)'` finds them, in linear time: that regex rescans the rest
+    of the text from every opener without a closer (40 kB of `“a` took 20 s)."""
+    nxt: dict[str, int] = {}  # character -> its next position at or after the scan point (-1: none left)
+
+    def find(ch: str, start: int) -> int:
+        pos = nxt.get(ch)
+        if pos is None or (pos != -1 and pos < start):
+            pos = nxt[ch] = text.find(ch, start)
+        return pos
+
+    i, n = 0, len(text)
+    while i < n:
+        starts = [p for p in (find(q, i) for q in _QUOTES) if p != -1]
+        if not starts:
+            return
+        i = min(starts)
+        closer = _QUOTES[text[i]]
+        end, newline = find(closer, i + 1), find("\n", i + 1)
+        if end > i + 1 and (newline == -1 or end < newline):
+            yield text[i + 1 : end]
+            i = end + 1
+        else:
+            i += 1
+
+
 def _last_text_candidate(text: str) -> str | None:
     """Without a separator: the last quoted string, else the last word (punctuation stripped)."""
-    quoted = list(_QUOTED_RE.finditer(text))
-    if quoted:
-        return next(g for g in quoted[-1].groups() if g is not None).strip() or None
+    last = None
+    for quoted in _quoted(text):
+        last = quoted
+    if last is not None:
+        return last.strip() or None
     words = [w.strip(_QUOTE_CHARS + ".,;:!?()") for w in text.split()]
     words = [w for w in words if w]
     return words[-1] if words else None
@@ -159,12 +195,14 @@ def extract_answer(text: str, answer_type: str, choices: list[str] | None = None
     Returns a canonical string (numbers: "1234.5"; choices: the letter; yes_no: "yes"/"no";
     text: the cleaned string) or None when the text holds no candidate of that type.
     """
-    if ANSWER_SEPARATOR in text:
-        tail = text.split(ANSWER_SEPARATOR, 1)[1]
+    at = text.find(ANSWER_SEPARATOR)
+    if at != -1:
+        tail = text[at + len(ANSWER_SEPARATOR) : at + len(ANSWER_SEPARATOR) + MAX_ANSWER_CHARS]
         if answer_type == "text":
             return _clean_text_answer(tail)
         found = _candidates(tail, answer_type, choices)
         return found[0] if found else None
+    text = text[-MAX_ANSWER_CHARS:]
     if answer_type == "text":
         return _last_text_candidate(text)
     found = _candidates(text, answer_type, choices)
@@ -176,6 +214,7 @@ def extract_teacher_answer(answer_text: str, answer_type: str, choices: list[str
 
     Takes the first candidate, as Zero-shot-CoT's answer cleansing does for its zero-shot methods.
     """
+    answer_text = answer_text[:MAX_ANSWER_CHARS]
     if answer_type == "text":
         return _clean_text_answer(answer_text)
     found = _candidates(answer_text, answer_type, choices)

@@ -65,8 +65,13 @@ def _train(a: argparse.Namespace) -> None:
         if not a.out:
             raise PradaError("prada train: --out RUN_DIR is required (or --resume RUN_DIR)")
         from prada.config import load_config
+        from prada.run_dir import is_finished
 
+        already = is_finished(Path(a.out))  # another config's finished run is refused inside train()
         run_dir = train(load_config(a.config, a.overrides), Path(a.out))
+        if already:
+            print(f"run already finished with this config: {run_dir} (nothing to train)")
+            return
     print(f"run saved to {run_dir}")
 
 
@@ -293,14 +298,16 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         import errno
 
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             raise
         # Every artifact is written atomically: what was finished is intact, the rest is redone on the rerun.
         where = f" writing {e.filename}" if e.filename else ""
-        print(
-            f"prada: error: {e.strerror}{where}; free some space (or write elsewhere) and rerun the same command",
-            file=sys.stderr,
+        fix = (
+            "free some space (or write elsewhere)"
+            if e.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "make that folder writable (or write elsewhere: eval --out FILE, a copy of a read-only run)"
         )
+        print(f"prada: error: {e.strerror}{where}; {fix} and rerun the same command", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:
         done = f" ({e})" if str(e) else ""

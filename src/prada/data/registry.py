@@ -14,21 +14,30 @@ def ordered_domains(domains) -> list[str]:
     return [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))
 
 
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a dataset, domain or fold name (it becomes part of folder names), or None.
 
-    A plain name: 1-100 characters, no `/`, `\\`, `..`, NUL or control characters, no leading dot.
+    A plain name: 1-100 bytes in UTF-8 (file systems count bytes: 70 emoji are 280), no `/`, `\\`, `..`, NUL,
+    control characters or bidirectional overrides (which make a folder name read as another), no leading dot.
     """
     if not isinstance(name, str) or not name:
         return "must be a non-empty name"
-    if len(name) > 100:
-        return f"is {len(name)} characters long (at most 100)"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > 100:
+        return f"is {size} bytes long in UTF-8 (at most 100)"
     if name.startswith("."):
         return "must not start with a dot"
     if "/" in name or "\\" in name or ".." in name:
         return "must be a plain name (no /, \\ or ..): it becomes part of a folder name"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
         return "must not contain control characters"
+    if any(c in BIDI_CONTROLS for c in name):
+        return "must not contain bidirectional control characters (U+200E/F, U+202A-E, U+2066-9)"
+    if any(0xD800 <= ord(c) < 0xE000 for c in name):
+        return "must not contain a lone surrogate"
     return None
 
 

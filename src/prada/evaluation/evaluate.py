@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,9 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     # the output path relative to the run: a moved or copied run folder keeps its cache
     where = os.path.relpath(out_path.resolve(), run_dir.resolve())
     key = [str(data), split, budget, where, limit, weights_fingerprint(run_dir)]
-    cache_path = run_dir / EVAL_CACHE / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}.jsonl"
+    cache_path = (
+        _cache_folder(run_dir, out_path, out) / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}.jsonl"
+    )
     rows = [r for r in read_jsonl_tolerant(cache_path) if _cached_answer(r, hashes)]
     done = {(r["dataset"], r["id"]): r["output"] for r in rows}
     truncated = {(r["dataset"], r["id"]): bool(r.get("truncated")) for r in rows}
@@ -145,6 +148,24 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
         result["datasets"][ds]["prompt_truncated"] = n
     result["switches"] = {"weight_first_linears": switches["weight_first_linears"]}  # which decoding path ran
     return _write(result, predictions, out_path, out), out_path
+
+
+def _cache_folder(run_dir: Path, out_path: Path, out: str | None) -> Path:
+    """RUN_DIR/.eval_cache; for a run folder prada cannot write in (read-only, someone else's) with --out
+    elsewhere, a .eval_cache beside that file, and without --out one clear error before any generation."""
+    folder = run_dir / EVAL_CACHE
+    try:
+        folder.mkdir(exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")  # root passes os.access on a read-only mount
+        os.close(fd)
+        os.unlink(probe)
+        return folder
+    except OSError as e:
+        if out is None:
+            raise PradaError(
+                f"--run {run_dir}: cannot write there ({e.strerror}); give --out FILE in a folder you can write"
+            ) from None
+        return out_path.parent / EVAL_CACHE
 
 
 def _cached_answer(row: dict, hashes: dict[tuple[str, str], str]) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from prada.answers import MAX_ANSWER_CHARS
 from prada.distill.format import ANSWER_SEPARATOR
 from prada.evaluation.extract import extract_answer, is_correct
 
@@ -58,6 +59,8 @@ def _rule(dataset: str, answer_type: str, choices: list[str] | None) -> tuple[st
 
 def _ftcot_candidates(text: str, kind: str, letters: str) -> list[str]:
     if kind == "letters":
+        if not letters:  # `choices: [""]`: no letter to find (and "[]" is not a regex)
+            return []
         return re.findall(f"[{re.escape(letters)}]", text)  # any capital of the set, inside words too ("Alice" -> A)
     if kind in ("float", "string_number"):
         return _FTCOT_NUMBER.findall(text.replace(",", ""))
@@ -70,7 +73,9 @@ def score_ftcot(text: str, dataset: str, answer_type: str, gold: str, choices: l
     """Fine-tune-CoT's evaluator on one output: first candidate after `-->`, else the last one anywhere."""
     kind, letters = _rule(dataset, answer_type, choices)
     at = text.find(ANSWER_SEPARATOR)
-    found = _ftcot_candidates(text[at + len(ANSWER_SEPARATOR) :] if at != -1 else text, kind, letters)
+    start = at + len(ANSWER_SEPARATOR)  # read as much as prada's own rules read (MAX_ANSWER_CHARS)
+    read = text[start : start + MAX_ANSWER_CHARS] if at != -1 else text[-MAX_ANSWER_CHARS:]
+    found = _ftcot_candidates(read, kind, letters)
     prediction = (found[0] if at != -1 else found[-1]) if found else None
     if prediction is None:
         return Score(None, False)

@@ -13,6 +13,7 @@ from statistics import mean, pstdev
 from typing import Any
 
 from prada.config import config_to_dict
+from prada.errors import PradaError
 from prada.evaluation.metrics import Flags, bootstrap_ci, seed_t_interval
 from prada.io import atomic_write_json, atomic_write_text, read_jsonl_tolerant
 from prada.methods.registry import comparisons, method_spec
@@ -29,12 +30,72 @@ CI_METHOD = (
 )
 
 
+def _damaged(path: Path, why: str) -> PradaError:
+    return PradaError(f"{path}: {why}; the run's files were damaged or edited: rerun `prada eval` on that run")
+
+
 def _flags_by_dataset(run_dir: Path) -> Flags:
-    """dataset -> item id -> correct, from a run's predictions.jsonl."""
+    """dataset -> item id -> correct, from a run's predictions.jsonl (written whole by eval: every line checked)."""
+    from prada.io import iter_jsonl
+
+    path = run_dir / PREDICTIONS
     flags: Flags = {}
-    for row in read_jsonl_tolerant(run_dir / PREDICTIONS):
-        flags.setdefault(row["dataset"], {})[str(row["id"])] = bool(row["correct"])
+    if not path.exists():
+        return flags
+    for line, row in iter_jsonl(path):
+        ok = isinstance(row, dict) and isinstance(row.get("dataset"), str) and isinstance(row.get("id"), (str, int))
+        if not ok or not isinstance(row.get("correct"), bool):
+            raise _damaged(path, f"line {line} is not a prediction with a dataset, an id and a true/false `correct`")
+        flags.setdefault(row["dataset"], {})[str(row["id"])] = row["correct"]
     return flags
+
+
+def _read_object(path: Path, what: str) -> dict:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise _damaged(path, f"unreadable {what} ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise _damaged(path, f"not a JSON object ({what})")
+    return obj
+
+
+def _checked_eval(run_dir: Path, flags: Flags, sources: set[str] | None, targets: set[str]) -> dict:
+    """The run's eval.json, its shape checked and its accuracies recomputed from predictions.jsonl: the
+    intervals come from the predictions, so a figure that disagrees with them (an edit) is replaced, with a warning."""
+    import logging
+    import math
+
+    from prada.evaluation.metrics import accuracy, summarize
+
+    path = run_dir / EVAL
+    result = _read_object(path, "eval.json")
+    datasets = result.get("datasets")
+    if not isinstance(datasets, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("domain"), str) for v in datasets.values()
+    ):
+        raise _damaged(path, 'no "datasets" of {"domain", "n", "accuracy"} objects')
+    if not isinstance(result.get("domains"), dict):
+        raise _damaged(path, 'no "domains" object')
+    changed = []
+    for k, v in datasets.items():
+        if k not in flags and isinstance(v.get("n"), int) and v["n"] > 0:
+            raise _damaged(path, f"dataset {k!r} has no line in {PREDICTIONS}")
+        items = list(flags.get(k, {}).values())
+        acc = accuracy(items)
+        given = v.get("accuracy")
+        if not (isinstance(given, (int, float)) and math.isfinite(given) and abs(given - acc) < 1e-6):
+            changed.append(f"{k}: {given!r} in eval.json, {acc:.2f} from its predictions")
+            v.update(accuracy=acc, n=len(items))
+        ci = v.get("ci")
+        ci_ok = isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)
+        if not (ci_ok and ci[0] - 1e-6 <= acc <= ci[1] + 1e-6):
+            v.pop("ci", None)  # recomputed from the predictions by the report
+    if changed:
+        logging.getLogger("prada.report").warning("%s: accuracies recomputed (%s)", path, "; ".join(changed[:5]))
+        src = sorted({v["domain"] for v in datasets.values()} - targets) if sources is None else sorted(sources)
+        result.update(summarize(datasets, src, sorted(targets)))
+    return result
 
 
 def _config_summary(cfg) -> dict:
@@ -70,9 +131,9 @@ def _ci(runs: list[Flags], datasets: list[str], n_boot: int, baseline: list[Flag
 def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
     """One run: its eval.json, config summary, per-item CIs, and pointers to its logs and explanation."""
     run_dir = Path(run.dir)
-    result = json.loads((run_dir / EVAL).read_text())
-    datasets = result["datasets"]
     targets = set(run.config.data.target_domains)
+    result = _checked_eval(run_dir, flags, None, targets)
+    datasets = result["datasets"]
     in_domain = lambda doms: [k for k, v in datasets.items() if v["domain"] in doms]  # noqa: E731
     sources = {v["domain"] for v in datasets.values()} - targets
     ci = {
@@ -93,14 +154,16 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
         "source_domains": sorted(sources),
         "target_domains": sorted(targets),
         "config": _config_summary(run.config),
-        "train": json.loads(done.read_text()) if done.exists() else None,
+        "train": _read_object(done, "train_done.json") if done.exists() else None,
         "eval": result,
         "ci": ci,
         "explain": None,
         "heldout": _last_heldout(run_dir),
     }
     if explain.exists():
-        ex = json.loads(explain.read_text())
+        ex = _read_object(explain, "explain.json")
+        if not all(isinstance(ex.get(side), dict) for side in ("trained", "untrained")):
+            raise _damaged(explain, 'no "trained" and "untrained" analyses; delete it and rerun `prada explain`')
         record["explain"] = {
             "path": str((explain.parent / "explain.md").relative_to(root))
             if explain.is_relative_to(root)
@@ -336,10 +399,24 @@ def write_report(root: Path, runs: list[Any], experiment: Any) -> Path:
     results = collect_results(root, runs, experiment, n_boot)
     plots = write_plots(results, root, {r["run"]: Path(run.dir) for r, run in zip(results["runs"], runs)})
     results["plots"] = [p.name for p in plots]
+    results = _json_safe(results)  # a bare NaN is not JSON: other readers choke on it
     atomic_write_json(root / "results.json", results)
     path = root / "report.md"
     atomic_write_text(path, render_report(results))
     return path
+
+
+def _json_safe(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 # --- a report from whatever finished ----------------------------------------------------------------------

@@ -27,7 +27,7 @@ from prada.config import RunConfig
 from prada.data.registry import ordered_domains
 from prada.data.schema import Example
 from prada.errors import PradaError
-from prada.io import atomic_write_json, atomic_write_text, folder_lock, read_jsonl_tolerant
+from prada.io import atomic_write_json, atomic_write_text, folder_lock, read_jsonl_tolerant, refuse_links
 from prada.progress import hidden as bar_hidden
 from prada.run_dir import EXPLAIN, EXPLAIN_JSON, PREDICTIONS
 
@@ -199,6 +199,8 @@ def plot_features(panels: dict[str, np.ndarray], labels: list[str], targets: set
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
+    from prada.report.plots import save_figure
+
     domains = sorted(set(labels))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
     for ax, (title, X) in zip(axes[0], panels.items()):
@@ -220,7 +222,7 @@ def plot_features(panels: dict[str, np.ndarray], labels: list[str], targets: set
     axes[0][0].legend(fontsize=8)
     fig.suptitle("pooled question features, 2-D PCA")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -342,6 +344,7 @@ def _explain_run(run_dir: Path, data: str | None, max_per_dataset: int, batch_si
     feats = {side: by_layer[side][feature_layer] for side in by_layer}
 
     out = run_dir / EXPLAIN
+    refuse_links(out)  # a received run folder's explain/ may link elsewhere
     out.mkdir(parents=True, exist_ok=True)
     plot_features(
         {f"{cfg.method} (trained)": feats["trained"], "untrained base student": feats["untrained"]},

@@ -17,10 +17,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from prada.io import read_jsonl_tolerant  # noqa: E402
+from prada.io import atomic_file, read_jsonl_tolerant  # noqa: E402
 from prada.run_dir import TRAIN_LOG
 
 CURVES = ("lm_loss", "domain_loss", "lambda", "domain_acc")
+
+
+def save_figure(fig, path: Path) -> None:
+    """The PNG appears complete or not at all (a kill mid-savefig left a 0-byte plot), and never through a link."""
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=110)
 
 
 def _err(cells: list[dict | None]) -> tuple[list[float], list[list[float]]]:
@@ -68,7 +74,7 @@ def plot_accuracy(results: dict, path: Path, level: str) -> Path:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{results['name']}: accuracy by {level[:-1]} (95% bootstrap CI)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -106,7 +112,7 @@ def plot_source_target_gap(results: dict, path: Path) -> Path | None:
         right.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{results['name']}: source vs target")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -130,7 +136,7 @@ def plot_training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -183,7 +189,7 @@ def plot_heldout_domain(
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

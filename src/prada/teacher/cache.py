@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
 
-from prada.io import read_jsonl_tolerant
+from prada.io import read_jsonl_tolerant, refuse_links
 from prada.teacher.client import TeacherError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX: no lock, single writer assumed
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("prada.teacher")
 
 CACHE_DIRNAME = ".teacher_cache"
 
@@ -43,6 +46,16 @@ def sample_key(dataset: str, item_id: str, sample: int, temperature: float, ques
     return f"{dataset}/{item_id}#{sample}@T{float(temperature):g}:{qhash}"
 
 
+def _well_typed(rec: dict) -> bool:
+    """A cache record as `teach` writes it: text rationale and answer text, answer text or None (a missing
+    field reads as empty)."""
+    return (
+        isinstance(rec.get("rationale", ""), str)
+        and isinstance(rec.get("answer_text", ""), str)
+        and (rec.get("answer") is None or isinstance(rec.get("answer"), str))
+    )
+
+
 class TeacherCache:
     """Open with `with TeacherCache(path) as cache:`; `cache.records` maps key -> record."""
 
@@ -59,8 +72,9 @@ class TeacherCache:
         self.close()
 
     def open(self) -> None:
+        refuse_links(self.path.parent, self.path)  # a kill's torn line is cut: never in a link's target
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -79,8 +93,12 @@ class TeacherCache:
             os.fsync(fd)
         self.records = {}
         for rec in read_jsonl_tolerant(self.path):
-            if isinstance(rec.get("key"), str):
-                self.records.setdefault(rec["key"], rec)
+            if not isinstance(rec.get("key"), str):
+                continue
+            if not _well_typed(rec):  # an edited or foreign line: its sample is asked again, not trusted
+                log.warning("%s: cache line of %s has wrong-typed fields; that sample is redone", self.path, rec["key"])
+                continue
+            self.records.setdefault(rec["key"], rec)
 
     def append(self, record: dict) -> None:
         """Durably add one finished sample; a key already present is not written again."""

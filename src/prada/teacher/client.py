@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -125,6 +126,15 @@ def check_temperature(temperature: float) -> None:
     """A NaN, infinite or negative temperature is never sent (json.dumps would write a bare NaN)."""
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
         raise TeacherError(f"temperature must be a finite number >= 0, got {temperature!r}", fatal=True)
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` without C0/C1 control characters and bidirectional overrides: a server's error body may carry
+    escapes that set the window title, move the cursor or write the clipboard (OSC 52) when printed."""
+    return _CONTROLS.sub(" ", text)
 
 
 def redact_key(text: str, key: str | None) -> str:
@@ -319,7 +329,8 @@ class OpenAIClient:
         return f"OpenAIClient(model={self.model!r}, url={self.url!r}, chat={self.chat})"
 
     def _redact(self, text: str) -> str:
-        return redact_key(text, self._key)
+        """Server text fit to print: terminal controls dropped (then the key redacted, so no key is rejoined)."""
+        return redact_key(printable(text), self._key)
 
     def complete(
         self, prompts: list[str], max_tokens: int, temperature: float, stop: list[str] | None = None
@@ -359,7 +370,8 @@ class OpenAIClient:
             raise TeacherError("cancelled")
         for attempt in range(self.max_tries):
             try:
-                return self._request(data)
+                # an endpoint may ignore `stop` (the HF client cuts at it too)
+                return [_cut_at_stop(text, stop) for text in self._request(data)]
             except _Retry as r:
                 last = r.reason
                 if attempt + 1 >= self.max_tries:

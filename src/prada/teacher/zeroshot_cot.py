@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prada.data.schema import Example, Rationale, read_examples, write_examples
 from prada.errors import DataError
-from prada.io import atomic_write_json
+from prada.io import atomic_write_json, folder_lock
 from prada.progress import hidden
 from prada.prompts import answer_trigger, zeroshot_cot_prompt
 from prada.teacher.cache import TeacherCache, cache_path, sample_key
@@ -60,9 +60,11 @@ def _ask(
         rationales = client.complete_n(prompts[0], len(units), max_rationale_tokens, temperature, STOP)
     else:
         rationales = client.complete(prompts, max_rationale_tokens, temperature, STOP)
+    _check_utf8(rationales, "stage 1")
     answers = client.complete(
         [stage2_prompt(u.example, r) for u, r in zip(units, rationales)], max_answer_tokens, 0.0, STOP
     )
+    _check_utf8(answers, "stage 2")
     records = []
     for u, r, a in zip(units, rationales, answers):
         ex = u.example
@@ -79,6 +81,18 @@ def _ask(
             }
         )
     return records
+
+
+def _check_utf8(replies: list[str], stage: str) -> None:
+    """JSON can spell a lone surrogate ("\\ud800") that no UTF-8 file holds: such a reply is a failed
+    sample (asked again by the next run), never a crash in the cache append."""
+    for reply in replies:
+        if not isinstance(reply, str):
+            raise TeacherError(f"{stage} reply is not text ({type(reply).__name__})")
+        try:
+            reply.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise TeacherError(f"{stage} reply holds a character UTF-8 cannot encode ({e.reason})") from None
 
 
 def _find_datasets(data_dir: Path, datasets: list[str] | None) -> list[str]:
@@ -183,30 +197,27 @@ def teach(
             )
         records = dict(cache.records)
 
-    # -- rewrite train.jsonl from the cache ---------------------------------------------------
+    # -- this teacher's rationales per item, from the cache -------------------------------------
     correct = written = 0
-    summary_path = data_dir / "summary.json"
-    summary = _read_summary(summary_path)
+    mine: dict[tuple[str, str, str], list[Rationale]] = {}  # (dataset, id, question) -> rationales
     for name, examples in by_dataset.items():
         for ex in examples:
             if ex.domain in skip_domains:
                 continue
-            mine = []
+            kept = []
             for k in range(samples):
                 rec = records.get(keys[(name, ex.id, k)])
                 if rec is None:
                     continue
-                answer = rec.get("answer") or ""
+                answer = rec.get("answer") if isinstance(rec.get("answer"), str) else ""
+                rationale = rec.get("rationale") if isinstance(rec.get("rationale"), str) else ""
                 ok = bool(answer) and is_correct(answer, ex.answer, ex.answer_type)
                 correct += ok
                 if ok or keep_incorrect:
-                    mine.append(Rationale(text=rec.get("rationale", ""), answer=answer, correct=ok, teacher=teacher))
-            written += len(mine)
-            ex.rationales = [r for r in ex.rationales if r.teacher != teacher] + mine
-        write_examples(data_dir / name / "train.jsonl", examples)
-        entry = summary["datasets"].setdefault(name, {"domain": examples[0].domain, "n_train": len(examples)})
-        entry["n_train_with_correct_rationale"] = sum(any(r.correct for r in ex.rationales) for ex in examples)
-    atomic_write_json(summary_path, summary)
+                    kept.append(Rationale(text=rationale, answer=answer, correct=ok, teacher=teacher))
+            written += len(kept)
+            mine[(name, ex.id, ex.question)] = kept
+    _merge_into_train_files(data_dir, list(by_dataset), teacher, mine)
 
     failed_ids = sorted({f"{u.dataset}/{u.example.id}" for u in failed})
     return {
@@ -219,6 +230,28 @@ def teach(
         "written": written,
         "failed_ids": failed_ids[:10],
     }
+
+
+def _merge_into_train_files(
+    data_dir: Path, names: list[str], teacher: str, mine: dict[tuple[str, str, str], list[Rationale]]
+) -> None:
+    """Replace `teacher`'s rationales in each train.jsonl, re-read under the data folder's lock: another
+    `prada teach` (another teacher) that rewrote a file meanwhile keeps its rationales (merge, not last
+    writer wins). Items whose question changed meanwhile are left as they are."""
+    with folder_lock(data_dir, f"prada teach --data {data_dir}", wait=True, create=False):
+        summary_path = data_dir / "summary.json"
+        summary = _read_summary(summary_path)
+        for name in names:
+            examples = read_examples(data_dir / name / "train.jsonl")
+            for ex in examples:
+                kept = mine.get((name, ex.id, ex.question))
+                if kept is not None:
+                    ex.rationales = [r for r in ex.rationales if r.teacher != teacher] + kept
+            write_examples(data_dir / name / "train.jsonl", examples)
+            if examples:
+                entry = summary["datasets"].setdefault(name, {"domain": examples[0].domain, "n_train": len(examples)})
+                entry["n_train_with_correct_rationale"] = sum(any(r.correct for r in ex.rationales) for ex in examples)
+        atomic_write_json(summary_path, summary)
 
 
 def _run_units(

@@ -19,9 +19,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prada.errors import PradaError
-from prada.run_dir import CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP
+from prada.run_dir import CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP, CONFIG
 
 CHECKPOINT_DIRS = (CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP)  # what a finished run no longer needs
+RUN_CONFIG = CONFIG  # copied into each checkpoint: a resume refuses an edited config
+REQUIRED = {"prada": ("trainable.safetensors", "state.pt")}  # files a checkpoint of that format must list
 
 
 def _sha256(path: Path) -> str:
@@ -54,6 +56,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
 def _commit(run_dir: Path, step: int) -> None:
     """Seal run_dir/.checkpoint.tmp (step.json with every file's sha256, fsync) and swap it in for the checkpoint."""
     tmp, final, old = run_dir / CHECKPOINT_TMP, run_dir / CHECKPOINT, run_dir / CHECKPOINT_OLD
+    if (run_dir / RUN_CONFIG).is_file():  # the config it was trained with: a resume refuses an edited one
+        shutil.copyfile(run_dir / RUN_CONFIG, tmp / RUN_CONFIG)
     names = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
     files = {name: _sha256(tmp / name) for name in names}
     (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
@@ -144,14 +148,76 @@ def read_step(folder: Path) -> int:
     if not isinstance(step, int) or isinstance(step, bool) or step < 1:
         raise _damaged(folder, f"step.json step {step!r}")
     files = meta.get("sha256")
-    if files is None:  # written before checksums were recorded: nothing to compare
-        return step
+    if files is None:  # nothing would check the weights: an edited file would be resumed
+        _check_range(folder, step)
+        raise _damaged(folder, "step.json lists no sha256 of its files")
     if not isinstance(files, dict) or meta.get("digest") != _digest(step, files):
         raise _damaged(folder, "step.json does not match its digest")
+    _check_range(folder, step)
+    for name in files:  # a forged list could name /dev/zero, ../elsewhere or a link: hash regular files inside only
+        if not _inside(folder, name):
+            raise _damaged(folder, f"step.json lists {name!r}, which is not a regular file inside the checkpoint")
+    needed = [n for n in REQUIRED["prada"] if n not in files] if not is_accelerate_checkpoint(folder) else []
+    if needed or (is_accelerate_checkpoint(folder) and not any(n.startswith(ACCELERATE_STATE + "/") for n in files)):
+        raise _damaged(folder, f"step.json does not list {', '.join(needed) or ACCELERATE_STATE + '/'}")
     for name, expected in files.items():
-        if not (folder / name).exists() or _sha256(folder / name) != expected:
+        if _sha256(folder / name) != expected:
             raise _damaged(folder, f"{name} does not match its sha256")
+    if RUN_CONFIG in files:
+        _check_config_unchanged(folder)
     return step
+
+
+def _inside(folder: Path, name: object) -> bool:
+    """Whether `name` is a relative path to a regular file (not a link) inside `folder`."""
+    import stat
+
+    if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
+        return False
+    path = folder / name
+    try:
+        return all(not (folder / p).is_symlink() for p in _prefixes(name)) and stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _prefixes(name: str) -> list[str]:
+    parts = Path(name).parts
+    return [str(Path(*parts[: i + 1])) for i in range(len(parts))]
+
+
+def _check_range(folder: Path, step: int) -> None:
+    """A step at or past the run's train.max_steps cannot be resumed (the loop checks the epoch-based total)."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((folder.parent / RUN_CONFIG).read_text(encoding="utf-8"))
+        max_steps = saved["train"]["max_steps"]
+    except Exception:  # no readable config here: the loop's own check of the total still applies
+        return
+    if isinstance(max_steps, int) and max_steps > 0 and step >= max_steps:
+        raise _damaged(folder, f"checkpoint step {step} is outside this run's {max_steps} steps")
+
+
+def _check_config_unchanged(folder: Path) -> None:
+    """Refuse to resume a run whose config.yaml was edited since this checkpoint (the optimizer would keep the
+    old learning rate while config.yaml claims the new one); names the keys."""
+    from prada.config import load_config
+    from prada.run_dir import config_differences
+
+    run_dir = folder.parent
+    try:
+        changed = config_differences(
+            load_config(folder / RUN_CONFIG), load_config(run_dir / RUN_CONFIG), ("at the start", "now")
+        )
+    except PradaError:
+        return  # an unreadable config.yaml is reported where it is loaded
+    if changed:
+        raise PradaError(
+            f"{run_dir / RUN_CONFIG} was edited after this run started ({'; '.join(changed[:6])}); a resumed run "
+            f"keeps its config. Restore those values (the checkpoint's copy is {folder / RUN_CONFIG}), or start a "
+            "new run with --config ... --out NEW_DIR"
+        )
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:

@@ -36,7 +36,16 @@ from prada.methods.adversary import domain_classes
 from prada.methods.registry import method_spec
 from prada.methods.schedule import grl_lambda, lr_factor
 from prada.progress import hidden
-from prada.run_dir import CONFIG, DONE, SNAPSHOTS, TRAIN_LOG, make_accelerator, resolve_switches, saved_run_config
+from prada.run_dir import (
+    CONFIG,
+    DONE,
+    SNAPSHOTS,
+    TRAIN_LOG,
+    check_new_run_folder,
+    make_accelerator,
+    resolve_switches,
+    saved_run_config,
+)
 from prada.train.checkpoint import (
     Checkpointer,
     find_checkpoint,
@@ -169,6 +178,8 @@ def resolve_run(cfg: RunConfig | None, out_dir: Path | None, resume: Path | None
         cfg = saved_run_config(out_dir)
     assert cfg is not None and out_dir is not None
     out_dir = Path(out_dir)
+    if resume is None:
+        check_new_run_folder(cfg, out_dir)  # a user's folder or another config's finished run: untouched
     if resume is None and not (out_dir / DONE).exists() and find_checkpoint(out_dir) is not None:
         raise PradaError(
             f"{out_dir} holds an interrupted run; continue it with `prada train --resume {out_dir}` or pick a new --out"

@@ -19,7 +19,7 @@ from prada.config import RunConfig
 from prada.distill.collate import Batch
 from prada.errors import PradaError
 from prada.hf_compat import cache_keyword, cache_layers, new_cache, save_tokenizer
-from prada.io import atomic_write_json, normal_permissions
+from prada.io import atomic_write_json, normal_permissions, refuse_links
 from prada.methods.adversary import Adversary
 from prada.methods.prompt import ContinuousPrompt, FrozenPrompt
 from prada.methods.registry import method_spec
@@ -400,7 +400,8 @@ def build_student(
 
 def save_student(student: Student, tokenizer, cfg: RunConfig, run_dir: Path) -> None:
     """HF folders: model/ (full backbone, safetensors), lora/ (peft adapter), prompt/ (peft P-tuning adapter)."""
-
+    # save_pretrained writes through a linked folder and deletes the shard files it finds there
+    refuse_links(*(run_dir / name for name in (*WEIGHTS, STUDENT)))
     base = resolve_model(cfg.student.model)
     backbone = cfg.backbone
     prompt_base = base  # the prompt adapter's base: the trained weights where they exist, relative to prompt/
