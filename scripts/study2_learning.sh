@@ -39,7 +39,12 @@ evaluate_ready() {
   done
 }
 
-trap '[ -n "$trainer" ] && kill -TERM "$trainer" 2>/dev/null; wait || true; exit 143' TERM INT HUP
+# however this script ends (a signal, or a failed evaluation under set -e), the trainer checkpoints and stops with it
+stop_trainer() {
+  if [ -n "$trainer" ] && kill -0 "$trainer" 2>/dev/null; then kill -TERM "$trainer"; wait "$trainer" || true; fi
+}
+trap 'stop_trainer; exit 143' TERM INT HUP
+trap stop_trainer EXIT
 while [ -n "$trainer" ] && kill -0 "$trainer" 2>/dev/null; do
   evaluate_ready
   sleep "${STUDY_POLL_SECONDS:-60}" & wait $! || true
