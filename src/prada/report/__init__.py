@@ -50,7 +50,8 @@ def _flags_by_dataset(run_dir: Path) -> Flags:
     return flags
 
 
-def _read_object(path: Path, what: str) -> dict:
+def _read_object(path: Path) -> dict:
+    what = path.name
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -69,7 +70,7 @@ def _checked_eval(run_dir: Path, flags: Flags, sources: set[str] | None, targets
     from prada.evaluation.metrics import accuracy, summarize
 
     path = run_dir / EVAL
-    result = _read_object(path, "eval.json")
+    result = _read_object(path)
     datasets = result.get("datasets")
     if not isinstance(datasets, dict) or not all(
         isinstance(v, dict) and isinstance(v.get("domain"), str) for v in datasets.values()
@@ -154,14 +155,14 @@ def _run_record(run: Any, root: Path, n_boot: int, flags: Flags) -> dict:
         "source_domains": sorted(sources),
         "target_domains": sorted(targets),
         "config": _config_summary(run.config),
-        "train": _read_object(done, "train_done.json") if done.exists() else None,
+        "train": _read_object(done) if done.exists() else None,
         "eval": result,
         "ci": ci,
         "explain": None,
         "heldout": _last_heldout(run_dir),
     }
     if explain.exists():
-        ex = _read_object(explain, "explain.json")
+        ex = _read_object(explain)
         if not all(isinstance(ex.get(side), dict) for side in ("trained", "untrained")):
             raise _damaged(explain, 'no "trained" and "untrained" analyses; delete it and rerun `prada explain`')
         record["explain"] = {

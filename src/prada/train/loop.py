@@ -461,7 +461,13 @@ def save_snapshot(run: Run, model: torch.nn.Module, step: int) -> None:
         save_config(run.cfg, folder / CONFIG)
         save_student(accelerator.unwrap_model(model), run.tokenizer, run.cfg, folder)
         atomic_write_json(
-            folder / DONE, {"steps": step, "snapshot_of": str(run.out_dir), "data": data_fingerprint(run.data)}
+            folder / DONE,
+            {
+                "steps": step,
+                "snapshot_of": str(run.out_dir),
+                "switches": run.switches,
+                "data": data_fingerprint(run.data),
+            },
         )
     accelerator.wait_for_everyone()
 
