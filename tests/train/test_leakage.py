@@ -31,7 +31,7 @@ def test_poisoned_target_labels_give_identical_weights(synth_dir, tmp_path):
     runs = []
     for name, folder in (("clean", synth_dir), ("poisoned", poisoned)):
         cfg = tiny_config(folder, "method=prada", "train.max_steps=4")
-        runs.append(train(cfg, tmp_path / name, progress=False))
+        runs.append(train(cfg, tmp_path / "runs" / name, progress=False))  # not into the data folder itself
     for f in ("model/model.safetensors", "prompt/adapter_model.safetensors", "domain_head.safetensors"):
         a, b = load_file(str(runs[0] / f)), load_file(str(runs[1] / f))
         assert all(torch.equal(a[k], b[k]) for k in a), f
