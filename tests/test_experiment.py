@@ -16,7 +16,8 @@ from prada.experiment import default_config_path, load_experiment, plan_folds, p
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = REPO / "configs" / "tiny-run.yaml"
-EXPERIMENT_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "tiny.yaml")
+RUN_CONFIGS = ("tiny.yaml", "study2-learning.yaml", "study2-oracle-gapcheck.yaml")  # `prada train` configs
+EXPERIMENT_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name not in RUN_CONFIGS)
 
 
 @pytest.fixture(scope="module", autouse=True)

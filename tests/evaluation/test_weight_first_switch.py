@@ -63,5 +63,16 @@ def test_on_and_off_give_the_same_logits_and_tokens(device):
 
 
 def test_auto_is_on_for_a_cpu_model_in_fp32_only():
-    assert _decode("cpu", "auto")[2] > 0
-    assert _decode("cpu", "auto", autocast_dtype=torch.bfloat16)[2] == 0
+    """`auto` is resolved once per run (run_dir.resolve_switches) and the decoder takes the boolean."""
+    from prada.config import RunConfig
+    from prada.run_dir import resolve_switches
+
+    def resolved(device: str, precision: str, setting: str = "auto") -> bool:
+        cfg = RunConfig()
+        cfg.train.precision, cfg.eval.weight_first_linears = precision, setting
+        return resolve_switches(cfg, device)["weight_first_linears"]
+
+    assert resolved("cpu", "fp32") and not resolved("cpu", "bf16") and not resolved("cuda", "fp32")
+    assert resolved("cuda", "bf16", "on") and not resolved("cpu", "fp32", "off")
+    assert _decode("cpu", "on")[2] > 0  # the resolved boolean picks the path
+    assert _decode("cpu", "off", autocast_dtype=torch.bfloat16)[2] == 0

@@ -339,7 +339,7 @@ def test_prada_run_refuses_a_finished_run_whose_data_changed(finished, data_dir,
     test = next(data.glob("*/test.jsonl"))
     lines = test.read_text().splitlines()
     first = json.loads(lines[0])
-    first["answer"] = first["answer"] + "0"
+    first["question"] = first["question"] + " (edited)"  # still a valid example: other data, not bad data
     test.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     with pytest.raises(PradaError, match="other data"):
         execute_run(_planned(run), None, False, lambda _s: None)
