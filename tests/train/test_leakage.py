@@ -24,9 +24,10 @@ def test_poisoned_target_labels_give_identical_weights(synth_dir, tmp_path):
     for ds in ("synth_tracking",):  # a target-domain dataset in tiny.yaml
         path = poisoned / ds / "train.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines()]
-        for r in rows:
-            r["answer"] = "Z"
-            r["rationales"] = [{"text": "garbage " * 40, "answer": "Z", "correct": True, "teacher": "x"}]
+        for r in rows:  # every label wrong (another valid choice: an invalid gold is refused at load)
+            wrong = next(c for c in r["choices"] if c != r["answer"])
+            r["answer"] = wrong
+            r["rationales"] = [{"text": "garbage " * 40, "answer": wrong, "correct": True, "teacher": "x"}]
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs = []
     for name, folder in (("clean", synth_dir), ("poisoned", poisoned)):
