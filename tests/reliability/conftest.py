@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections import defaultdict
 
@@ -14,6 +15,14 @@ def _private_prada_cache(tmp_path_factory):
     """The tiny-random model and built data go to a temp folder, never the user's ~/.cache/prada."""
     if "PRADA_CACHE" not in os.environ:
         os.environ["PRADA_CACHE"] = str(tmp_path_factory.mktemp("prada-cache"))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, synth_dir):
+    """A private copy of the synthetic data (tests here edit their own copies of it)."""
+    out = tmp_path_factory.mktemp("data") / "synth"
+    shutil.copytree(synth_dir, out)
+    return out
 
 
 class TrialLog:

@@ -3,20 +3,11 @@ link in its folders (one error naming it), and a plot appears complete or not at
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from reliability.campaign2 import ScriptedTeacher, snapshot, teach_data
 from tiny import tiny_config
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, synth_dir) -> Path:
-    out = tmp_path_factory.mktemp("data") / "synth"
-    shutil.copytree(synth_dir, out)
-    return out
-
 
 # --- item 2: prada never writes, deletes or chmods through a link in its folders ---------------------------------
 

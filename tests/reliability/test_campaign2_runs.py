@@ -17,13 +17,6 @@ STEPS = ["train.max_steps=4", "train.save_every=2", "train.save_every_minutes=0"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, synth_dir) -> Path:
-    out = tmp_path_factory.mktemp("data") / "synth"
-    shutil.copytree(synth_dir, out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def finished(tmp_path_factory, data_dir) -> Path:
     """A trained (4 steps) prada run."""
     from prada.train.loop import train

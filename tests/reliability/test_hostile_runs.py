@@ -25,14 +25,6 @@ STEPS = ["train.max_steps=4", "train.save_every=2", "train.save_every_minutes=0"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, synth_dir) -> Path:
-    """A private copy of the synthetic data (tests here edit their own copies of it)."""
-    out = tmp_path_factory.mktemp("data") / "synth"
-    shutil.copytree(synth_dir, out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def finished(tmp_path_factory, data_dir) -> Path:
     """A trained (4 steps) and evaluated prada run: model/, prompt/, train_done.json, eval.json, .eval_cache/."""
     from prada.evaluation.evaluate import evaluate_run
@@ -245,6 +237,7 @@ def test_a_nan_checkpoint_with_valid_checksums_is_refused(interrupted, tmp_path,
     import torch
     from safetensors.torch import load_file, save_file
 
+    from prada.io import sha256_file
     from prada.train import checkpoint as ck
 
     run = _copy(interrupted, tmp_path)
@@ -253,7 +246,7 @@ def test_a_nan_checkpoint_with_valid_checksums_is_refused(interrupted, tmp_path,
     name = next(iter(weights))
     weights[name] = torch.full_like(weights[name], float("nan"))
     save_file(weights, str(folder / "trainable.safetensors"))
-    files = {n: ck._sha256(folder / n) for n in ("trainable.safetensors", "state.pt")}
+    files = {n: sha256_file(folder / n) for n in ("trainable.safetensors", "state.pt")}
     (folder / "step.json").write_text(json.dumps({"step": 2, "sha256": files, "digest": ck._digest(2, files)}))
     assert "NaN" in cli_error("train", "--resume", str(run), capsys=capsys)
 

@@ -9,14 +9,13 @@ a later run could mistake for the real file.
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from prada.errors import ChecksumError, DataError, PradaError
-from prada.io import atomic_file, cache_root
+from prada.io import atomic_file, cache_root, sha256_file
 from prada.progress import hidden
 
 TIMEOUT_S = 60.0
@@ -25,14 +24,6 @@ _CHUNK = 1 << 16
 
 def is_url(text: str) -> bool:
     return urlparse(str(text)).scheme in ("http", "https")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_path(url: str, sha256: str | None, cache_dir: Path) -> Path:

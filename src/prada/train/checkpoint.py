@@ -19,19 +19,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prada.errors import PradaError
+from prada.io import sha256_file
 from prada.run_dir import CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP, CONFIG
 
 CHECKPOINT_DIRS = (CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP)  # what a finished run no longer needs
 RUN_CONFIG = CONFIG  # copied into each checkpoint: a resume refuses an edited config
 REQUIRED = {"prada": ("trainable.safetensors", "state.pt")}  # files a checkpoint of that format must list
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _digest(step: int, files: dict[str, str]) -> str:
@@ -59,7 +52,7 @@ def _commit(run_dir: Path, step: int) -> None:
     if (run_dir / RUN_CONFIG).is_file():  # the config it was trained with: a resume refuses an edited one
         shutil.copyfile(run_dir / RUN_CONFIG, tmp / RUN_CONFIG)
     names = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
-    files = {name: _sha256(tmp / name) for name in names}
+    files = {name: sha256_file(tmp / name) for name in names}
     (tmp / "step.json").write_text(json.dumps({"step": step, "sha256": files, "digest": _digest(step, files)}))
     for f in tmp.rglob("*"):
         if f.is_file():
@@ -161,7 +154,7 @@ def read_step(folder: Path) -> int:
     if needed or (is_accelerate_checkpoint(folder) and not any(n.startswith(ACCELERATE_STATE + "/") for n in files)):
         raise _damaged(folder, f"step.json does not list {', '.join(needed) or ACCELERATE_STATE + '/'}")
     for name, expected in files.items():
-        if _sha256(folder / name) != expected:
+        if sha256_file(folder / name) != expected:
             raise _damaged(folder, f"{name} does not match its sha256")
     if RUN_CONFIG in files:
         _check_config_unchanged(folder)
