@@ -64,6 +64,22 @@ def machine() -> str:
     )
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def host_state() -> dict:
+    """Load average and the CPU's speed-relevant flags: a figure from a busy or different machine says so."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {"load_average": [round(x, 2) for x in os.getloadavg()], "cpu_flags": [f for f in SPEED_FLAGS if f in flags]}
+
+
 # --- memory ---------------------------------------------------------------------------------------
 
 

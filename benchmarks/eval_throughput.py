@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from _common import (  # noqa: E402
     BENCH_DATASETS,
+    host_state,
     machine,
     make_bench_data,
     peak_gpu_gib,
@@ -174,6 +175,7 @@ def profile_generation(student, prompts, tokenizer, a, device, workdir: Path) ->
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
     t_start = time.perf_counter()
+    host_before = host_state()
     tmp = None
     if a.workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="prada-bench-eval-")
@@ -255,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_gpu_gib": peak_gpu_gib(device),
         "profile": profile,
         "wall_s": time.perf_counter() - t_start,
+        "host_before": host_before,
+        "host_after": host_state(),
     }
     print_last_line(out)
     if tmp is not None:

@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     SHARED_DATA,
     TARGET_DOMAIN,
     emit,
+    host_state,
     machine,
     make_bench_data,
     matmul_peak_flops,
@@ -113,7 +114,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="tiny-random model, 1+2 steps: about a minute on a 2-core CPU (loop overhead, not SmolLM2 speed)",
     )
-    p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
+    p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help=f"comma list of {', '.join(CONTENDERS)}; prada and ft-cot also as METHOD@KEY=VALUE[@KEY=VALUE] "
+        "(a config override, e.g. ft-cot@train.backbone=lora, measured beside METHOD: field `variants`)",
+    )
     p.add_argument("--profile", action="store_true", help="also profile the prada step (torch.profiler) into --workdir")
     p.add_argument("--workdir", default=None, help="keep data, runs and worker logs here (default: a temp folder)")
     p.add_argument(
@@ -139,7 +145,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- the run config every contender shares -----------------------------------------------------------
 
 
-def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = None):
+def split_contender(name: str) -> tuple[str, list[str]]:
+    """`ft-cot@train.backbone=lora@...` -> ("ft-cot", ["train.backbone=lora", ...]): a loop contender with
+    config overrides, so one switch at a time is measured beside the same method without it."""
+    method, *overrides = name.split("@")
+    return method, overrides
+
+
+def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = None, overrides: list[str] = ()):
     from prada.config import load_config
 
     return load_config(
@@ -159,6 +172,7 @@ def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = Non
             "train.save_every=0",
             f"adversary.target_batch_size={a.target_batch}",
             f"adversary.layer={a.adversary_layer}",
+            *overrides,
         ],
     )
 
@@ -240,18 +254,20 @@ def _patch_optimizer(patch: str) -> None:
 # --- workers (each runs in its own process) -------------------------------------------------------------
 
 
-def prada_worker(a: argparse.Namespace, method: str) -> dict:
+def prada_worker(a: argparse.Namespace, contender: str) -> dict:
     from prada.distill.collate import GroupedBatches, padded_length
     from prada.train.log import TrainLog
     from prada.train.loop import train
 
-    cfg = bench_config(a, method)
+    method, overrides = split_contender(contender)
+    cfg = bench_config(a, method, overrides=overrides)
     items, tokenizer, data = bench_items(cfg)
     lengths = [len(i.prompt_ids) + len(i.target_ids) for i in items]
     if a.lengths == "fixed":
         assert set(lengths) == {a.seq}, f"bench data must give {a.seq}-token sequences, got {sorted(set(lengths))}"
     _patch_optimizer(a.patch)
-    out = Path(a.workdir) / f"run-{method}{'-' + a.patch if a.patch else ''}-r{a.round}"
+    variant = "".join(f"-{o.replace('/', '_')}" for o in overrides)
+    out = Path(a.workdir) / f"run-{method}{variant}{'-' + a.patch if a.patch else ''}-r{a.round}"
     t0 = time.perf_counter()
     train(cfg, out, progress=False)
     wall = time.perf_counter() - t0
@@ -444,7 +460,7 @@ def profile_worker(a: argparse.Namespace) -> dict:
 
 
 def worker_main(a: argparse.Namespace) -> None:
-    if a.worker in ("prada", "ft-cot"):
+    if split_contender(a.worker)[0] in ("prada", "ft-cot"):
         result = prada_worker(a, a.worker)
     elif a.worker in ("hf-trainer", "hf-trainer-grouped"):
         result = hf_trainer_worker(a, grouped=a.worker == "hf-trainer-grouped")
@@ -466,6 +482,7 @@ def main(argv: list[str] | None = None) -> dict:
         worker_main(a)
         return {}
     t_start = time.perf_counter()
+    host_before = host_state()
     tmp = None
     if a.workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="prada-bench-train-")
@@ -522,8 +539,12 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for name in names:
-        if name not in CONTENDERS:
-            raise SystemExit(f"--contenders: unknown {name!r}; choose from {', '.join(CONTENDERS)}")
+        method, overrides = split_contender(name)
+        if method not in CONTENDERS or (overrides and method not in ("prada", "ft-cot")):
+            raise SystemExit(
+                f"--contenders: unknown {name!r}; choose from {', '.join(CONTENDERS)} "
+                "(prada and ft-cot also as METHOD@KEY=VALUE[@KEY=VALUE], a config override measured beside the method)"
+            )
     # rounds alternate the order (A B C, C B A, ...) so that a machine drifting in speed biases no contender
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for r in range(a.rounds):
@@ -534,7 +555,7 @@ def main(argv: list[str] | None = None) -> dict:
                 Path(__file__),
                 [*common, *extra, "--round", str(r), "--worker", name],
                 timeout=3600,
-                log=work / f"worker-{name}-r{r}.log",
+                log=work / f"worker-{name.replace('/', '_')}-r{r}.log",
             )
             runs[name].append(res)
             print(
@@ -609,7 +630,23 @@ def main(argv: list[str] | None = None) -> dict:
         "flop_fraction_of_peak": flops / peak if flops else None,
         "hf_trainer_optimizer": get("hf-trainer", "optimizer"),
         "profile_phases_s": get("profile", "phases_s_median"),
+        # each METHOD@OVERRIDE contender against METHOD in the same run: tokens/s ratio (>1: the override is faster)
+        "variants": {
+            name: {
+                "tokens_per_s": results[name]["tokens_per_s"],
+                "step_s_median": results[name]["step_s_median"],
+                "vs_base_tokens_per_s": ratio(
+                    results[name]["tokens_per_s"], get(split_contender(name)[0], "tokens_per_s")
+                ),
+                "peak_rss_gib": round(results[name]["peak_rss_gib"], 3),
+            }
+            for name in names
+            if split_contender(name)[1]
+        }
+        or None,
         "wall_s": time.perf_counter() - t_start,
+        "host_before": host_before,
+        "host_after": host_state(),
     }
     print_last_line(out)
     if tmp is not None:

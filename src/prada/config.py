@@ -240,6 +240,10 @@ class TrainConfig:
     snapshot_steps: list[int] = field(default_factory=list)
     """Also save the student at these steps, each as a finished run folder under RUN_DIR/snapshots/step-N
     (`prada eval --run RUN_DIR/snapshots/step-N`): learning curves, accuracy at pre-registered checkpoints."""
+    freeze_embeddings: bool = False
+    """Give the token embeddings and the LM head (one tied matrix in SmolLM2, Llama-style students) no gradient
+    and no optimizer state: a backbone=full step skips their weight gradient and AdamW update. It changes what
+    learns; docs/scale.md has the speed and the loss curves beside full fine-tuning."""
     target_lm_weight: float = non_negative(1.0)
     """ft-cot-tlm: weight of the next-token loss on the unlabelled target questions (the UDALM-style baseline)."""
 

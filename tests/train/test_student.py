@@ -150,3 +150,32 @@ def test_an_adversary_layer_the_model_does_not_have_is_a_clear_error(synth_dir):
         build_student(cfg, num_domains=3)
     for ok in (2, -3):
         build_student(tiny_config(synth_dir, "method=prada", f"adversary.layer={ok}"), num_domains=3)
+
+
+@pytest.mark.parametrize("method", ["ft-cot", "prada"])
+def test_freeze_embeddings_drops_only_the_embedding_gradient(synth_dir, method):
+    """train.freeze_embeddings: the same losses and the same gradients for every other weight, none for the
+    embedding table / LM head, and the optimizer no longer holds them (the work it saves)."""
+    items_text = [("Q: 2 + 3? ###", " 2 + 3 = 5 --> 5", 0), ("Q: a longer question about coins? ###", " heads --> yes", 1)]
+    runs = {}
+    for frozen in (False, True):
+        cfg = tiny_config(synth_dir, f"method={method}", f"train.freeze_embeddings={str(frozen).lower()}")
+        student, tok = build_student(cfg, num_domains=3)
+        student.eval()
+        src = collate([TrainItem(tok(q)["input_ids"], tok(t)["input_ids"], d) for q, t, d in items_text], tok.pad_token_id)
+        target = collate([TrainItem(tok("Which day is it? ###")["input_ids"], [], 2)], tok.pad_token_id, with_labels=False)
+        losses, _ = student(src, target if student.wants_target else None, lam=0.5)
+        sum(losses.values()).backward()
+        grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+        optimized = {id(p) for g in student.param_groups(cfg) for p in g["params"]}
+        runs[frozen] = (losses, grads, optimized, student)
+    (loss_on, g_on, opt_on, s_on), (loss_off, g_off, opt_off, _) = runs[True], runs[False]
+    table = s_on.lm.get_input_embeddings().weight
+    assert not table.requires_grad and id(table) not in opt_on
+    assert len(opt_on) == len(opt_off) - 1  # tied: one matrix fewer to update (the tiny model ties like SmolLM2)
+    frozen_names = {n for n in g_off if n not in g_on}
+    assert frozen_names and all("embed" in n or "lm_head" in n for n in frozen_names)
+    for k in loss_off:
+        assert torch.allclose(loss_on[k], loss_off[k]), k
+    for n in g_on:
+        assert torch.allclose(g_on[n], g_off[n], atol=1e-6), n

@@ -375,6 +375,10 @@ def build_student(
         )
     else:
         lm.requires_grad_(backbone == "full")
+    if cfg.train.freeze_embeddings:
+        for table in (lm.get_input_embeddings(), lm.get_output_embeddings()):
+            if table is not None:
+                table.requires_grad_(False)
     dim = lm.get_input_embeddings().weight.shape[1]
     prompt = (
         ContinuousPrompt(dim, cfg.prompt.num_virtual_tokens, cfg.prompt.encoder, cfg.prompt.encoder_hidden_size)
