@@ -85,6 +85,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ftcot12: the real questions and teacher rationales (--ftcot12-source), cut at --seq",
     )
     p.add_argument(
+        "--data-folder",
+        default=None,
+        help="train on this prepared data folder as it is (e.g. data/study2/synth2real), instead of --lengths' data",
+    )
+    p.add_argument(
+        "--target-domain",
+        default=TARGET_DOMAIN,
+        help=f"the data's target domain, whose training questions feed prada's adversary (default {TARGET_DOMAIN})",
+    )
+    p.add_argument(
         "--ftcot12-source",
         default=str(SHARED_DATA),
         help="for --lengths ftcot12: a folder laid out like ../shared/data (default: the one beside the repo)",
@@ -162,7 +172,7 @@ def bench_config(a: argparse.Namespace, method: str, out_steps: int | None = Non
             "seed=0",
             "data.benchmark=none",
             f"data.data_dir={a.data}",
-            f"data.target_domains=[{TARGET_DOMAIN}]",
+            f"data.target_domains=[{a.target_domain}]",
             f"student.model={a.model}",
             f"student.max_length={a.seq}",
             f"train.batch_size={a.batch}",
@@ -263,7 +273,7 @@ def prada_worker(a: argparse.Namespace, contender: str) -> dict:
     cfg = bench_config(a, method, overrides=overrides)
     items, tokenizer, data = bench_items(cfg)
     lengths = [len(i.prompt_ids) + len(i.target_ids) for i in items]
-    if a.lengths == "fixed":
+    if a.lengths == "fixed" and not a.data_folder:
         assert set(lengths) == {a.seq}, f"bench data must give {a.seq}-token sequences, got {sorted(set(lengths))}"
     _patch_optimizer(a.patch)
     variant = "".join(f"-{o.replace('/', '_')}" for o in overrides)
@@ -502,14 +512,17 @@ def main(argv: list[str] | None = None) -> dict:
         if not Path(a.ftcot12_source).is_dir():
             raise SystemExit(f"--ftcot12-source {a.ftcot12_source}: no such folder (a copy of ../shared/data)")
         tag = "ftcot12"
-    data = make_bench_data(
-        work / f"data-{tag}",
-        a.seq,
-        n_train=n_train,
-        lengths=a.lengths,
-        tokenizer=tokenizer,
-        ftcot12_source=Path(a.ftcot12_source),
-    )
+    if a.data_folder:
+        data = Path(a.data_folder).resolve()
+    else:
+        data = make_bench_data(
+            work / f"data-{tag}",
+            a.seq,
+            n_train=n_train,
+            lengths=a.lengths,
+            tokenizer=tokenizer,
+            ftcot12_source=Path(a.ftcot12_source),
+        )
     device = pick_device()
     peak = matmul_peak_flops(a.dtype, device, seconds=1.0 if a.quick else 3.0)
     n_params = count_params(a.model)
@@ -536,6 +549,9 @@ def main(argv: list[str] | None = None) -> dict:
         str(a.target_batch),
         "--adversary-layer",
         str(a.adversary_layer),
+        "--target-domain",
+        a.target_domain,
+        *(["--data-folder", str(data)] if a.data_folder else []),
     ]
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for name in names:
@@ -590,7 +606,8 @@ def main(argv: list[str] | None = None) -> dict:
         "target_batch": a.target_batch or a.batch,
         "adversary_layer": a.adversary_layer,
         "seq": a.seq,
-        "lengths": a.lengths,
+        "lengths": f"folder:{a.data_folder}" if a.data_folder else a.lengths,
+        "target_domain": a.target_domain,
         "patch": a.patch or None,
         "warmup_steps": a.warmup,
         "measured_steps": a.steps,

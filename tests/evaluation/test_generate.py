@@ -108,3 +108,17 @@ def test_weight_first_linears_compute_the_same_layers_and_give_their_forward_bac
     except RuntimeError:
         pass
     assert not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_generation_stats_count_the_tokens_decoded(counting_model):
+    """`stats` reports exactly the prompt and new tokens of the rows, and the rows the budget cut."""
+    student, tok = _counting_student(counting_model, prompt=False)
+    budget = 20  # short enough that the long counts hit it, long enough that short ones end first
+    stats: dict = {}
+    texts = generate_texts(student, tok, COUNTING, max_new_tokens=budget, batch_size=3, stats=stats)
+    new = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert stats["rows"] == len(COUNTING)
+    assert stats["prompt_tokens"] == sum(len(tok(q)["input_ids"]) for q in COUNTING)
+    assert stats["new_tokens"] == sum(new)
+    assert stats["rows_at_budget"] == sum(n >= budget for n in new)
+    assert 0 < stats["rows_at_budget"] < len(COUNTING), new

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,9 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
             append_jsonl(cache_path, row)
         bar.update(len(indices))
 
+    cost: dict = {}
     if todo:
+        t0 = time.perf_counter()
         generate_texts(
             student,
             tokenizer,
@@ -140,14 +143,25 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
             on_finish=record,
             weight_first=switches["weight_first_linears"],
             max_prompt_tokens=limit,
+            stats=cost,
         )
+        cost["seconds"] = round(time.perf_counter() - t0, 2)
     bar.close()
 
     result, predictions = score_outputs(cfg, tests, done, truncated, budget)
     for ds, n in prompts_over(tokenizer, prompts, limit).items():
         result["datasets"][ds]["prompt_truncated"] = n
     result["switches"] = {"weight_first_linears": switches["weight_first_linears"]}  # which decoding path ran
+    result["generation"] = generation_cost(cost, len(done) - len(todo))
     return _write(result, predictions, out_path, out), out_path
+
+
+def generation_cost(stats: dict, cached: int) -> dict:
+    """What this call's decoding cost (items answered from the cache cost nothing and are counted apart)."""
+    rows = stats.get("rows", 0)
+    per_item = {f"{k}_per_item": round(stats[k] / rows, 1) for k in ("prompt_tokens", "new_tokens")} if rows else {}
+    rate = {"new_tokens_per_s": round(stats["new_tokens"] / stats["seconds"], 1)} if stats.get("seconds") else {}
+    return {"items_generated": rows, "items_cached": cached, **stats, **per_item, **rate}
 
 
 def _cache_folder(run_dir: Path, out_path: Path, out: str | None) -> Path:

@@ -195,12 +195,14 @@ def generate_texts(
     on_finish: Callable[[list[int], list[str], list[bool]], None] | None = None,
     weight_first: bool = False,
     max_prompt_tokens: int = 0,
+    stats: dict | None = None,
 ) -> list[str]:
     """Tokenise once, generate with refilled batches, decode.
 
     `on_finish(indices, texts, hit_budget)` sees rows as they finish; `hit_budget[k]` is True for a row
     cut at `max_new_tokens` before it emitted EOS. `max_prompt_tokens` > 0 keeps each prompt's first
     that many tokens (a 200 kB question would otherwise make every decoding step attend to all of it).
+    `stats`, if given, receives what the generation cost: rows, prompt and new tokens, rows cut at the budget.
     """
     encoded = [tokenizer(p, add_special_tokens=True)["input_ids"][: max_prompt_tokens or None] for p in prompts]
     texts: list[str] = [""] * len(prompts)
@@ -212,7 +214,7 @@ def generate_texts(
         if on_finish is not None:  # a row that ends with max_new_tokens tokens hit the budget before EOS
             on_finish(indices, decoded, [len(t) >= max_new_tokens for t in tokens])
 
-    greedy_generate(
+    outputs = greedy_generate(
         student,
         encoded,
         tokenizer.eos_token_id,
@@ -224,4 +226,11 @@ def generate_texts(
         on_finish=finished,
         weight_first=weight_first,
     )
+    if stats is not None:
+        stats.update(
+            rows=len(encoded),
+            prompt_tokens=sum(map(len, encoded)),
+            new_tokens=sum(map(len, outputs)),
+            rows_at_budget=sum(len(t) >= max_new_tokens for t in outputs),
+        )
     return texts
