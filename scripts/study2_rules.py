@@ -1,8 +1,8 @@
 """Study 2's pre-registered rules (docs/results.md, "Study 2"), applied to the committed results.
 
     python scripts/study2_rules.py budget   # learning curves (table + plot) and the step budget S
-    python scripts/study2_rules.py pass     # the pass rule at S: in-distribution test vs prior, per family
-    python scripts/study2_rules.py gap      # the gap check: oracle vs synthetic ft-cot at S on the real dev items
+    python scripts/study2_rules.py pass     # the pass rule at S: in-distribution test vs prior, per family (pass.json)
+    python scripts/study2_rules.py gap      # the gap check at S on the real dev items of the datasets pass.json kept
 
 Each reads only files under results/study2/ and prints a markdown table; nothing here is tuned.
 """
@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "study2"
 FAMILIES = ("synth_last_letter", "synth_coin_flip", "synth_tracking", "synth_date", "synth_arithmetic")
 GRID, CEILING, BAR = (50, 100, 200, 300, 400), 400, 80.0
+COUNTERPARTS = {  # each synthetic family's real dataset(s): a family that fails the pass rule takes them along
+    "synth_last_letter": ("last_letter_concatenation",),
+    "synth_coin_flip": ("coin_flip",),
+    "synth_tracking": ("tracking_shuffled_objects",),
+    "synth_date": ("date_understanding",),
+    "synth_arithmetic": ("multiarith", "addsub"),
+}
+PASS = RESULTS / "learning" / "pass.json"  # the pass rule's outcome: which families (and real datasets) remain
 
 
 def _curve(name: str, file: str = "dev.json") -> dict[int, dict]:
@@ -112,14 +120,22 @@ def pass_rule() -> int:
     student, prior = paths
     a, b = _flags(student), _flags(prior)
     print(f"{reading}\n\n| family | ft-cot @ S | prior | ft-cot − prior [95% CI] | passes |\n|---|---|---|---|---|")
+    families = {}
     for k in FAMILIES:
         acc = 100 * sum(a[k].values()) / len(a[k])
         base = 100 * sum(b[k].values()) / len(b[k])
         lo, hi = bootstrap_ci([a], [b], datasets=[k], n_boot=2000)
         ok = acc >= BAR and lo >= 20
+        families[k] = {"accuracy": acc, "prior": base, "difference": acc - base, "ci": [lo, hi], "passes": ok}
         print(
             f"| {k} | {acc:.1f} | {base:.1f} | {acc - base:+.1f} [{lo:+.1f}, {hi:+.1f}] | {'yes' if ok else 'NO: dropped'} |"
         )
+    kept = [k for k in FAMILIES if families[k]["passes"]]
+    real = [d for k in kept for d in COUNTERPARTS[k]]
+    print(f"\nkept families: {', '.join(kept) or 'none'}; real targets: {', '.join(real) or 'none'}")
+    from prada.io import atomic_write_json
+
+    atomic_write_json(PASS, {"S": S, "families": families, "kept_families": kept, "kept_real_datasets": real})
     return 0
 
 
@@ -132,9 +148,15 @@ def gap() -> int:
     )
     if S is None:
         return 1
+    if not PASS.exists():
+        print(f"run the pass rule first: {PASS} is missing")
+        return 1
     synthetic, oracle = paths
     syn, orc = json.loads(synthetic.read_text()), json.loads(oracle.read_text())
-    keys = sorted(orc["datasets"])
+    keys = json.loads(PASS.read_text())["kept_real_datasets"]  # the targets the pass rule kept
+    if not keys:
+        print("the pass rule kept no family: no real target remains to check")
+        return 1
     print("| dataset | synthetic ft-cot @ S | oracle @ S | gap |\n|---|---|---|---|")
     for k in keys:
         x, y = syn["datasets"][k]["accuracy"], orc["datasets"][k]["accuracy"]

@@ -38,3 +38,17 @@ def test_a_trained_run_holds_only_files_run_dir_names(synth_dir, tmp_path):
     assert names <= {CONFIG, TRAIN_LOG, DONE, STUDENT, *WEIGHTS}, names
     assert {"lora", "prompt", "domain_head.safetensors", STUDENT} <= names
     assert all(p.relative_to(run).parts[0] in WEIGHTS for p in weight_files(run))
+
+
+@pytest.mark.parametrize(
+    "flags, bf16",
+    [
+        ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", True),  # AMX: bf16 autocast measured faster
+        ("fpu avx2 avx512f avx512_bf16 avx512_fp16", False),  # bf16 instructions, no AMX: measured slower
+        ("fpu avx2 fma", False),
+    ],
+)
+def test_auto_precision_picks_bf16_only_on_a_cpu_with_amx(flags, bf16):
+    from prada.run_dir import bf16_supported
+
+    assert bf16_supported(f"processor\t: 0\nflags\t\t: {flags}\n") is bf16

@@ -22,3 +22,40 @@ def test_ceiling_when_no_step_passes_and_undecided_before_it_is_in():
     low = [(s, [95, 95, 95, 95, 50]) for s in (50, 100, 200, 300)]
     assert rules.step_budget(curve(*low))[0] is None
     assert rules.step_budget(curve(*low, (400, [95, 95, 95, 95, 60])))[0] == 400
+
+
+def test_pass_rule_drops_failing_families_and_the_gap_check_reads_only_the_kept_targets(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setattr(rules, "RESULTS", tmp_path)
+    monkeypatch.setattr(rules, "PASS", tmp_path / "learning" / "pass.json")
+    step = tmp_path / "learning" / "step-400"
+    step.mkdir(parents=True)
+    (step / "dev.json").write_text(json.dumps({"datasets": {k: {"accuracy": 50.0} for k in rules.FAMILIES}}))
+    right = {"synth_coin_flip": 95, "synth_arithmetic": 90, "synth_last_letter": 79}  # of 100; others 30
+
+    def rows(correct_of):
+        return "".join(
+            json.dumps({"dataset": k, "id": f"{k}-{i}", "correct": i < correct_of(k)}) + "\n"
+            for k in rules.FAMILIES
+            for i in range(100)
+        )
+
+    (step / "test.predictions.jsonl").write_text(rows(lambda k: right.get(k, 30)))
+    (tmp_path / "learning" / "prior").mkdir()
+    (tmp_path / "learning" / "prior" / "test.predictions.jsonl").write_text(rows(lambda k: 50))
+    assert rules.pass_rule() == 0
+    outcome = json.loads(rules.PASS.read_text())
+    assert outcome["kept_families"] == ["synth_coin_flip", "synth_arithmetic"]  # last_letter: 79 < 80
+    assert outcome["kept_real_datasets"] == ["coin_flip", "multiarith", "addsub"]
+    real = {"coin_flip": 60.0, "multiarith": 10.0, "addsub": 20.0, "date_understanding": 0.0}
+    oracle = {"coin_flip": 70.0, "multiarith": 30.0, "addsub": 30.0, "date_understanding": 90.0}
+    (step / "real-dev.json").write_text(json.dumps({"datasets": {k: {"accuracy": v} for k, v in real.items()}}))
+    (tmp_path / "oracle-gapcheck" / "step-400").mkdir(parents=True)
+    (tmp_path / "oracle-gapcheck" / "step-400" / "dev.json").write_text(
+        json.dumps({"datasets": {k: {"accuracy": v} for k, v in oracle.items()}})
+    )
+    capsys.readouterr()
+    assert rules.gap() == 0
+    out = capsys.readouterr().out
+    assert "date_understanding" not in out and "macro gap +13.3 points: worth studying" in out  # (10+20+10)/3

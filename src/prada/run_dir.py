@@ -97,19 +97,24 @@ def weights_fingerprint(run_dir: Path) -> str:
 # --- device and precision -------------------------------------------------------------------------------
 
 
-def bf16_supported() -> bool:
-    """Whether this machine has bf16 kernels: a GPU that says so, or a CPU with AMX / avx512-bf16."""
-    if torch.cuda.is_available():
+def bf16_supported(cpuinfo: str | None = None) -> bool:
+    """Whether bf16 autocast pays here: a GPU that supports it, or a CPU with AMX (its bf16 matrix unit).
+
+    A CPU with avx512-bf16 but no AMX has bf16 instructions yet trains slower under autocast than in fp32
+    (measured side by side in docs/scale.md), so `auto` keeps fp32 there. `cpuinfo`: /proc/cpuinfo's text.
+    """
+    if cpuinfo is None and torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    return "amx_bf16" in cpuinfo.split()
 
 
 def resolve_precision(precision: str) -> str:
-    """train.precision as bf16 or fp32 (auto: bf16 where the hardware has it)."""
+    """train.precision as bf16 or fp32 (auto: bf16 where it pays, `bf16_supported`)."""
     if precision == "auto":
         return "bf16" if bf16_supported() else "fp32"
     return precision
@@ -126,7 +131,7 @@ def default_device() -> torch.device:
 
 
 def make_accelerator(precision: str):
-    """accelerate handles devices and processes; bf16 autocast where the hardware has it (AMX/avx512-bf16, GPUs)."""
+    """accelerate handles devices and processes; bf16 autocast where it pays (GPUs, CPUs with AMX)."""
     from accelerate import Accelerator
 
     # cpu=True without a GPU: under `accelerate launch --multi_gpu` / torchrun (LOCAL_RANK set) the

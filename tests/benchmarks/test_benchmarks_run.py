@@ -33,6 +33,29 @@ def test_train_throughput_quick(tmp_path):
     assert out["rounds"] == 2 and out["prada_tokens_per_s"] > 0 and 0 < out["flop_fraction_of_peak"] < 1
     assert out["prada_target_token_fraction"] > 0  # the adversary's target batches, relative to the source's
     assert len(list(tmp_path.glob("worker-prada-r*.log"))) == 2  # both rounds ran, each in its own process
+    assert set(out["host_before"]) == {"load_average", "cpu_flags"} and len(out["host_after"]["load_average"]) == 3
+
+
+def test_train_throughput_measures_a_config_override_beside_its_method(tmp_path):
+    """`METHOD@KEY=VALUE` trains the method with that override in its own worker and reports the ratio."""
+    variant = "ft-cot@train.freeze_embeddings=true"
+    out = _last_json(
+        [
+            "benchmarks/train_throughput.py",
+            "--quick",
+            "--steps",
+            "2",
+            "--contenders",
+            f"ft-cot,{variant}",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    v = out["variants"][variant]
+    assert v["vs_base_tokens_per_s"] == v["tokens_per_s"] / out["ftcot_tokens_per_s"] > 0
+    (run,) = tmp_path.glob("run-ft-cot-train.freeze_embeddings=true-r0")
+    assert "freeze_embeddings: true" in (run / "config.yaml").read_text()
+    assert "freeze_embeddings: false" in next(tmp_path.glob("run-ft-cot-r0")).joinpath("config.yaml").read_text()
 
 
 def test_eval_throughput_quick(tmp_path):
@@ -63,3 +86,32 @@ def test_eval_throughput_quick(tmp_path):
     ):
         assert out[key] is not None, key
     assert out["same_predictions"] is True  # fp32: batched greedy decoding must give the per-example tokens
+
+
+def test_loss_curves_trains_both_runs_alike_but_for_the_switch(tmp_path, synth_dir):
+    """Both runs log held-out losses at the same steps; the switched run's config differs in that key only."""
+    out = _last_json(
+        [
+            "benchmarks/loss_curves.py",
+            "--config",
+            "configs/tiny.yaml",
+            "--set",
+            f"data.data_dir={synth_dir}",
+            "--method",
+            "ft-cot",
+            "--switch",
+            "train.freeze_embeddings=true",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    base, switched = (out["curves"][k]["heldout_lm_loss_source"] for k in ("base", "train.freeze_embeddings=true"))
+    assert list(base) == list(switched) == ["2", "4"]  # JSON keys
+    assert out["heldout_loss_ratio"] == switched["4"] / base["4"] and base["4"] != switched["4"]
+    configs = [(tmp_path / f / "config.yaml").read_text().splitlines() for f in ("base", "switched")]
+    assert [(a, b) for a, b in zip(*configs) if a != b] == [("  freeze_embeddings: false", "  freeze_embeddings: true")]
+    assert (tmp_path / "loss_curves.png").stat().st_size > 1000
