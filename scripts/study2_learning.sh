@@ -11,6 +11,7 @@ config=${STUDY2_LEARNING_CONFIG:-configs/study2-learning.yaml}
 run=${STUDY2_RUN:-runs/study2/learning}
 dest=${STUDY2_DEST:-results/study2/learning}
 dev=${STUDY2_DEV:-data/study2/dev-synthetic.jsonl}
+eval_steps=${STUDY2_EVAL_STEPS:-}  # space-separated steps to evaluate (default: every snapshot and the final run)
 [ -f "$dev" ] || "$bin/python" scripts/study2_data.py --out data/study2
 mkdir -p "$dest" "$(dirname "$run")"
 
@@ -31,6 +32,7 @@ evaluate_ready() {
     step=$("$bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["steps"])' "$snap/train_done.json")
     out="$dest/step-$step"
     [ -f "$out/dev.json" ] && continue
+    [ -z "$eval_steps" ] || [[ " $eval_steps " == *" $step "* ]] || continue
     "$bin/prada" eval --run "$snap" --data "$dev" --out "$snap/dev.json" --quiet >>"$run.log" 2>&1
     mkdir -p "$out"
     cp "$snap/dev.json" "$snap/dev.predictions.jsonl" "$snap/train_done.json" "$snap/config.yaml" "$out/"

@@ -2,6 +2,7 @@
 
     python scripts/study2_rules.py budget   # learning curves (table + plot) and the step budget S
     python scripts/study2_rules.py pass     # the pass rule at S: in-distribution test vs prior, per family (pass.json)
+    python scripts/study2_rules.py kept-dev # data/study2/dev-real-kept.jsonl: the real dev items of the kept datasets
     python scripts/study2_rules.py gap      # the gap check at S on the real dev items of the datasets pass.json kept
 
 Each reads only files under results/study2/ and prints a markdown table; nothing here is tuned.
@@ -167,10 +168,27 @@ def gap() -> int:
     return 0
 
 
+KEPT_DEV = REPO / "data" / "study2" / "dev-real-kept.jsonl"
+
+
+def kept_dev() -> int:
+    """The gap check's items: dev-real.jsonl's lines of the real datasets the pass rule kept, in file order."""
+    if not PASS.exists():
+        print(f"run the pass rule first: {PASS} is missing")
+        return 1
+    kept = set(json.loads(PASS.read_text())["kept_real_datasets"])
+    lines = [
+        t for t in (KEPT_DEV.parent / "dev-real.jsonl").read_text().splitlines() if json.loads(t)["dataset"] in kept
+    ]
+    KEPT_DEV.write_text("".join(t + "\n" for t in lines))
+    print(f"{KEPT_DEV}: {len(lines)} items of {', '.join(sorted(kept))}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rule", choices=("budget", "pass", "gap"))
-    return {"budget": budget, "pass": pass_rule, "gap": gap}[parser.parse_args().rule]()
+    parser.add_argument("rule", choices=("budget", "pass", "kept-dev", "gap"))
+    return {"budget": budget, "pass": pass_rule, "kept-dev": kept_dev, "gap": gap}[parser.parse_args().rule]()
 
 
 if __name__ == "__main__":
