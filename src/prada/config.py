@@ -200,6 +200,9 @@ class TrainConfig:
     """AdamW weight decay."""
     warmup_steps: int = non_negative(0)
     """Linear warmup steps."""
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning rate after the warmup, as a factor of each group's lr: linear (falls in a straight line towards 0.1
+    at the end of training) | cosine (half a cosine from 1 towards 0.1) | constant (1.0). Warmup is the same for all."""
     max_grad_norm: float = non_negative(1.0)
     """Gradient clipping norm (0: off)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"

@@ -352,7 +352,7 @@ def fit(
     with finish_step_on_interrupt(enabled=batches.world == 1) as interrupt:
         for step in range(start, total):
             lam = grl_lambda(step / total, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
-            set_lr(optimizer, lr_factor(step, total, cfg.train.warmup_steps))
+            set_lr(optimizer, lr_factor(step, total, cfg.train.warmup_steps, cfg.train.scheduler))
             # --- forward/backward over the step's micro-batch parts, each its share of the step (StepShare),
             # so their losses sum to the step's; gradients sync on the last part only
             meter = Meter()
