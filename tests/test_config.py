@@ -83,3 +83,31 @@ def test_every_rule_sits_on_its_field_and_names_its_key():
             load_config(None, [f"{key}={bad}"])
         checked += 1
     assert checked > 40
+
+
+def test_gradient_checkpointing_turns_the_shared_prompt_prefix_off_and_refuses_it_on():
+    """Checkpointed layers drop the KV cache the shared prefix is passed as: auto resolves to off, on is an error
+    for a prompt method (a method without a prompt never takes that path)."""
+    from prada.run_dir import resolve_switches
+
+    on = "train.gradient_checkpointing=true"
+    assert resolve_switches(load_config(TINY_YAML, ["method=prada"]), "cpu")["share_prompt_prefix"] is True
+    assert resolve_switches(load_config(TINY_YAML, ["method=prada", on]), "cpu")["share_prompt_prefix"] is False
+    assert resolve_switches(load_config(TINY_YAML, ["method=prada", on]), "cuda")["share_prompt_prefix"] is False
+    with pytest.raises(
+        ConfigError, match=r"^train\.share_prompt_prefix: on cannot run with train\.gradient_checkpointing"
+    ):
+        load_config(TINY_YAML, ["method=prada", on, "train.share_prompt_prefix=on"])
+    load_config(TINY_YAML, ["method=prada", on, "train.share_prompt_prefix=off"])
+    load_config(TINY_YAML, ["method=ft-cot", on, "train.share_prompt_prefix=on"])
+
+
+def test_lora_target_modules_take_all_linear_or_a_list_of_names(tmp_path):
+    assert load_config().lora.target_modules == ["all-linear"]
+    assert load_config(None, ["lora.target_modules=[q_proj, v_proj]"]).lora.target_modules == ["q_proj", "v_proj"]
+    (tmp_path / "c.yaml").write_text("lora:\n  target_modules: all-linear\n")
+    assert load_config(tmp_path / "c.yaml").lora.target_modules == ["all-linear"]
+    for bad in ("[]", "[all-linear, q_proj]"):
+        with pytest.raises(ConfigError, match=r"^lora\.target_modules: "):
+            load_config(None, [f"lora.target_modules={bad}"])
+    assert load_config().lora.target_modules is not load_config().lora.target_modules  # no shared default list

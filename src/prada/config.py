@@ -57,10 +57,18 @@ def _plain_names(names: list[str]) -> str | None:
     return next((f"{n!r} {name_problem(n)}" for n in names if name_problem(n)), None)
 
 
+def _lora_targets(names: list[str]) -> str | None:
+    if not names or not all(names):
+        return f"give all-linear or a list of module names, got {names}"
+    if "all-linear" in names and len(names) > 1:
+        return f"all-linear stands alone; got {names}"
+    return None
+
+
 def _ruled(check: Callable[[Any], str | None], default: Any) -> Any:
     """A dataclass field whose value `validate` checks with `check`."""
     if isinstance(default, list):
-        return field(default_factory=list, metadata={"check": check})
+        return field(default_factory=functools.partial(list, default), metadata={"check": check})
     return field(default=default, metadata={"check": check})
 
 
@@ -180,6 +188,9 @@ class LoraSettings:
     """LoRA alpha."""
     dropout: float = fraction(0.05)
     """LoRA dropout."""
+    target_modules: list[str] = _ruled(_lora_targets, ["all-linear"])
+    """Modules that get LoRA adapters: all-linear (peft's: every linear layer but the output head) or a list of
+    module names, e.g. [q_proj, v_proj] (a module matches when its name ends with one); a name no module has is an error."""
 
 
 @dataclass
@@ -223,11 +234,16 @@ class TrainConfig:
     says, a crash in a long run loses at most this much work."""
     threads: int = non_negative(0)
     """torch CPU threads (0: torch's default)."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'
+    gradient_checkpointing_enable, non-reentrant; LoRA too): less memory, more compute, same losses and gradients.
+    Prompt methods then prepend the prompt to every row (see share_prompt_prefix)."""
     share_prompt_prefix: Switch = "auto"
     """Device switch, auto | on | off: compute the virtual prompt's keys and values once per step and
     share them as every row's KV cache (on), or prepend the prompt to every row (off). Same losses and
     gradients either way (tested). auto: on on the CPU, where FLOPs bound the step; off elsewhere,
-    where a GPU step is bound by kernel launches and the extra pass costs more than it saves."""
+    where a GPU step is bound by kernel launches and the extra pass costs more than it saves; off with
+    gradient_checkpointing, which drops the KV cache inside the layers (on is then an error)."""
     mix_domains: bool = True
     """Length-grouped batches stratified by domain (each batch follows the source mix). false: sorted by raw
     length, less padding but nearly single-domain batches (docs/scale.md has both measured)."""
@@ -310,6 +326,17 @@ def validate(cfg: RunConfig) -> None:
     spec = method_spec(cfg.method)
     if cfg.backbone == "frozen" and spec.train and not spec.prompt:
         raise ConfigError(f"train.backbone: frozen leaves nothing to train for method {cfg.method}; use full or lora")
+    _check_train_rules(cfg.train, spec.prompt)
+
+
+def _check_train_rules(t: TrainConfig, prompt: bool) -> None:
+    """train keys that need another key: the shared prompt prefix needs the KV cache that gradient checkpointing
+    drops inside the layers."""
+    if t.gradient_checkpointing and prompt and t.share_prompt_prefix == "on":
+        raise ConfigError(
+            "train.share_prompt_prefix: on cannot run with train.gradient_checkpointing: true (checkpointed layers "
+            "drop the prompt's KV cache); set it to auto or off (the prompt is then prepended to every row)"
+        )
 
 
 def _fields(obj: Any, prefix: str = ""):

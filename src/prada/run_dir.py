@@ -142,8 +142,11 @@ def resolve_switches(cfg: RunConfig, device: torch.device | str) -> dict[str, bo
     checked after the fact ("one program on every device")."""
     cpu = torch.device(device).type == "cpu"
     return {
-        # the virtual prompt's keys/values once per step: pays where FLOPs bound the step (the CPU)
-        "share_prompt_prefix": switch_on(cfg.train.share_prompt_prefix, auto=cpu),
+        # the virtual prompt's keys/values once per step: pays where FLOPs bound the step (the CPU); checkpointed
+        # layers drop the KV cache it is passed as, so never with train.gradient_checkpointing (validate refuses `on`)
+        "share_prompt_prefix": switch_on(
+            cfg.train.share_prompt_prefix, auto=cpu and not cfg.train.gradient_checkpointing
+        ),
         # few-row linears weight-first while decoding: measured to pay on a CPU in fp32 only
         "weight_first_linears": switch_on(
             cfg.eval.weight_first_linears, auto=cpu and resolve_precision(cfg.train.precision) == "fp32"
