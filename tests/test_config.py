@@ -85,6 +85,17 @@ def test_every_rule_sits_on_its_field_and_names_its_key():
     assert checked > 40
 
 
+def test_model_selection_keys_need_held_out_evaluations():
+    for key in ("train.keep_best=true", "train.early_stopping_patience=2"):
+        with pytest.raises(
+            ConfigError, match=r"^train\.(keep_best|early_stopping_patience): needs held-out .*eval_every"
+        ):
+            load_config(TINY_YAML, [key])
+        load_config(TINY_YAML, [key, "train.eval_every=4"])
+    with pytest.raises(ConfigError, match=r"^train\.early_stopping_patience: "):
+        load_config(TINY_YAML, ["train.early_stopping_patience=-1", "train.eval_every=4"])
+
+
 def test_gradient_checkpointing_turns_the_shared_prompt_prefix_off_and_refuses_it_on():
     """Checkpointed layers drop the KV cache the shared prefix is passed as: auto resolves to off, on is an error
     for a prompt method (a method without a prompt never takes that path)."""

@@ -253,6 +253,13 @@ class TrainConfig:
     eval_every: int = non_negative(0)
     """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
     domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
+    keep_best: bool = False
+    """Also keep the student at its lowest held-out source CoT loss (heldout_lm_loss_source, every eval_every steps)
+    as a finished run folder RUN_DIR/best (`prada eval --run RUN_DIR/best`). Those held-out questions are drawn from
+    the source test sets: a student picked on them is picked on test questions' rationales (needs eval_every)."""
+    early_stopping_patience: int = non_negative(0)
+    """Stop after this many held-out evaluations in a row without a new lowest source CoT loss (0: off); the run
+    then finishes as usual, with `stopped_early_at` in train_done.json (needs eval_every)."""
     loss: Literal["ce", "dft"] = "ce"
     """The CoT loss: ce (cross-entropy) | dft (Dynamic Fine-Tuning: each target token's cross-entropy times the
     student's own probability of it, detached; TRL's loss_type="dft", a cheap baseline claimed to generalise better)."""
@@ -330,8 +337,13 @@ def validate(cfg: RunConfig) -> None:
 
 
 def _check_train_rules(t: TrainConfig, prompt: bool) -> None:
-    """train keys that need another key: the shared prompt prefix needs the KV cache that gradient checkpointing
-    drops inside the layers."""
+    """train keys that need another key: model selection needs held-out evaluations; the shared prompt prefix
+    needs the KV cache that gradient checkpointing drops inside the layers."""
+    for key, on in (("keep_best", t.keep_best), ("early_stopping_patience", t.early_stopping_patience)):
+        if on and not t.eval_every:
+            raise ConfigError(
+                f"train.{key}: needs held-out evaluations; set train.eval_every (e.g. train.eval_every=50)"
+            )
     if t.gradient_checkpointing and prompt and t.share_prompt_prefix == "on":
         raise ConfigError(
             "train.share_prompt_prefix: on cannot run with train.gradient_checkpointing: true (checkpointed layers "

@@ -26,6 +26,7 @@ PREDICTIONS = "predictions.jsonl"  # beside eval.json
 EVAL_CACHE = ".eval_cache"  # folder: eval's finished predictions, one file per cache key
 EXPLAIN = "explain"  # folder: explain.json, explain.md and plots
 SNAPSHOTS = "snapshots"  # folder: step-N/, the student at train.snapshot_steps, each laid out as a finished run
+BEST = "best"  # folder: the student at its lowest held-out source CoT loss (train.keep_best), as a finished run
 EXPLAIN_JSON = f"{EXPLAIN}/explain.json"  # written last by explain: its presence marks explain as done
 CHECKPOINT = "checkpoint"  # the newest resumable checkpoint (train/checkpoint.py writes its contents)
 CHECKPOINT_OLD = ".checkpoint.old"  # the previous one, during the swap
