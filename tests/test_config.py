@@ -122,3 +122,26 @@ def test_lora_target_modules_take_all_linear_or_a_list_of_names(tmp_path):
         with pytest.raises(ConfigError, match=r"^lora\.target_modules: "):
             load_config(None, [f"lora.target_modules={bad}"])
     assert load_config().lora.target_modules is not load_config().lora.target_modules  # no shared default list
+
+
+def test_a_shipped_config_is_found_by_its_name_from_any_folder(tmp_path, monkeypatch):
+    from prada.config import config_path, shipped_configs
+    from prada.experiment import load_experiment
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the names resolve to prada's own files
+    shipped = shipped_configs()
+    assert {p.stem for p in (REPO / "configs").glob("*.yaml")} | {"default"} <= set(shipped)
+    for name in ("tiny", "tiny.yaml", "configs/tiny.yaml"):
+        assert config_path(name) == shipped["tiny"]
+    assert load_config("tiny").train.max_steps == load_config(TINY_YAML).train.max_steps
+    assert (
+        load_experiment("ftcot12-lodo-cpu").methods == load_experiment(REPO / "configs/ftcot12-lodo-cpu.yaml").methods
+    )
+    (tmp_path / "tiny.yaml").write_text("train:\n  max_steps: 3\n")  # a file of the user's own wins over the name
+    assert load_config("tiny.yaml").train.max_steps == 3
+    with pytest.raises(
+        ConfigError, match=r"^nope\.yaml: config file not found; the configs that ship with prada are .*tiny"
+    ):
+        load_config("nope.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("elsewhere/tiny.yaml")  # a path to another folder is never replaced by a shipped file

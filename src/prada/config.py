@@ -472,17 +472,46 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with prada, by name (`ftcot12-lodo-cpu`): the wheel's package data prada/configs/
+    (configs/*.yaml and the embedded default), or in a source checkout its configs/ folder and the default."""
+    from importlib import resources
+
+    package = Path(str(resources.files("prada"))) / "configs"
+    checkout = Path(__file__).resolve().parents[2]
+    folders = [package] + ([checkout / "configs"] if (checkout / "pyproject.toml").is_file() else [])
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def config_path(value: str | Path) -> Path:
+    """A --config value as a file: the path itself where it exists, else the shipped config of that name
+    (`tiny`, `tiny.yaml` and `configs/tiny.yaml` all name configs/tiny.yaml), so the names in the docs work from
+    any folder and in an installed prada. Neither: a ConfigError listing the shipped names."""
+    path = Path(value)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    name = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if len(path.parts) == 1 or path.parent == Path("configs"):
+        if name in shipped:
+            return shipped[name]
+    raise ConfigError(f"{value}: config file not found; the configs that ship with prada are {', '.join(shipped)}")
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
 ) -> RunConfig:
-    """Build a RunConfig from defaults, an optional base dict, a YAML file and key=value overrides."""
+    """Build a RunConfig from defaults, an optional base dict, a YAML file (or a shipped config's name, see
+    `config_path`) and key=value overrides."""
     raw: dict = {}
     if base:
         raw = merge(raw, base)
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
+        path = config_path(path)
         raw = merge(raw, read_yaml_mapping(path, "config"))
     raw = merge(raw, parse_overrides(overrides or []))
     cfg = RunConfig.__new__(RunConfig)
