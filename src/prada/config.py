@@ -100,7 +100,7 @@ class DataConfig:
     target_domains: list[str] = plain_names()
     """Unseen domains: only their train questions reach the adversary; their test sets give target accuracy."""
     train_files: list[str] = field(default_factory=list)
-    """Extra custom JSONL training files (SPEC example format, with rationales)."""
+    """Extra custom JSONL training files (one example a line, prada.data.schema.Example, with rationales)."""
     test_files: list[str] = field(default_factory=list)
     """Extra custom JSONL evaluation files."""
     hub_columns: list[str] = field(default_factory=list)
@@ -276,8 +276,9 @@ class EvalConfig:
     """Token budget of each generated rationale + answer. 0 (auto): 1.3x the 99th percentile of the
     training targets' token lengths, so a student that writes like its teacher is not cut before `-->`."""
     scorer: Literal["prada", "ftcot"] = "prada"
-    """Answer rules: prada (SPEC rules) | ftcot (a port of Fine-tune-CoT's evaluator, for like-for-like
-    tables beside its published numbers). eval.json keeps both scorers' accuracy per dataset."""
+    """Answer rules: prada (prada.answers: the answer after ` --> `, numbers compared as floats) | ftcot (a port
+    of Fine-tune-CoT's evaluator, for like-for-like tables beside its published numbers). eval.json keeps both
+    scorers' accuracy per dataset."""
     weight_first_linears: Switch = "auto"
     """Device switch, auto | on | off: run few-row nn.Linear layers while decoding as (W @ x^T)^T,
     which streams the weight faster on a CPU; the same products in another summation order (same

@@ -1,6 +1,6 @@
 """The run folder: its file names, whether a run finished, and the device and precision a run uses.
 
-Every stage that reads or writes RUN_DIR spells its files through these names (SPEC "Files"):
+Every stage that reads or writes RUN_DIR spells its files through these names:
 train writes CONFIG, TRAIN_LOG, the checkpoints, the WEIGHTS, STUDENT and DONE; eval writes EVAL,
 PREDICTIONS and its EVAL_CACHE; explain writes EXPLAIN/. Evaluation, explain, export and the report
 import this module, not the loop.
