@@ -236,7 +236,7 @@ class TrainConfig:
     """torch CPU threads (0: torch's default)."""
     gradient_checkpointing: bool = False
     """Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'
-    gradient_checkpointing_enable, non-reentrant; LoRA too): less memory, more compute, same losses and gradients.
+    activation checkpointing, non-reentrant; LoRA too): less memory, more compute, same losses and gradients.
     Prompt methods then prepend the prompt to every row (see share_prompt_prefix)."""
     share_prompt_prefix: Switch = "auto"
     """Device switch, auto | on | off: compute the virtual prompt's keys and values once per step and
