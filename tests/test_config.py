@@ -83,3 +83,65 @@ def test_every_rule_sits_on_its_field_and_names_its_key():
             load_config(None, [f"{key}={bad}"])
         checked += 1
     assert checked > 40
+
+
+def test_model_selection_keys_need_held_out_evaluations():
+    for key in ("train.keep_best=true", "train.early_stopping_patience=2"):
+        with pytest.raises(
+            ConfigError, match=r"^train\.(keep_best|early_stopping_patience): needs held-out .*eval_every"
+        ):
+            load_config(TINY_YAML, [key])
+        load_config(TINY_YAML, [key, "train.eval_every=4"])
+    with pytest.raises(ConfigError, match=r"^train\.early_stopping_patience: "):
+        load_config(TINY_YAML, ["train.early_stopping_patience=-1", "train.eval_every=4"])
+
+
+def test_gradient_checkpointing_turns_the_shared_prompt_prefix_off_and_refuses_it_on():
+    """Checkpointed layers drop the KV cache the shared prefix is passed as: auto resolves to off, on is an error
+    for a prompt method (a method without a prompt never takes that path)."""
+    from prada.run_dir import resolve_switches
+
+    on = "train.gradient_checkpointing=true"
+    assert resolve_switches(load_config(TINY_YAML, ["method=prada"]), "cpu")["share_prompt_prefix"] is True
+    assert resolve_switches(load_config(TINY_YAML, ["method=prada", on]), "cpu")["share_prompt_prefix"] is False
+    assert resolve_switches(load_config(TINY_YAML, ["method=prada", on]), "cuda")["share_prompt_prefix"] is False
+    with pytest.raises(
+        ConfigError, match=r"^train\.share_prompt_prefix: on cannot run with train\.gradient_checkpointing"
+    ):
+        load_config(TINY_YAML, ["method=prada", on, "train.share_prompt_prefix=on"])
+    load_config(TINY_YAML, ["method=prada", on, "train.share_prompt_prefix=off"])
+    load_config(TINY_YAML, ["method=ft-cot", on, "train.share_prompt_prefix=on"])
+
+
+def test_lora_target_modules_take_all_linear_or_a_list_of_names(tmp_path):
+    assert load_config().lora.target_modules == ["all-linear"]
+    assert load_config(None, ["lora.target_modules=[q_proj, v_proj]"]).lora.target_modules == ["q_proj", "v_proj"]
+    (tmp_path / "c.yaml").write_text("lora:\n  target_modules: all-linear\n")
+    assert load_config(tmp_path / "c.yaml").lora.target_modules == ["all-linear"]
+    for bad in ("[]", "[all-linear, q_proj]"):
+        with pytest.raises(ConfigError, match=r"^lora\.target_modules: "):
+            load_config(None, [f"lora.target_modules={bad}"])
+    assert load_config().lora.target_modules is not load_config().lora.target_modules  # no shared default list
+
+
+def test_a_shipped_config_is_found_by_its_name_from_any_folder(tmp_path, monkeypatch):
+    from prada.config import config_path, shipped_configs
+    from prada.experiment import load_experiment
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the names resolve to prada's own files
+    shipped = shipped_configs()
+    assert {p.stem for p in (REPO / "configs").glob("*.yaml")} | {"default"} <= set(shipped)
+    for name in ("tiny", "tiny.yaml", "configs/tiny.yaml"):
+        assert config_path(name) == shipped["tiny"]
+    assert load_config("tiny").train.max_steps == load_config(TINY_YAML).train.max_steps
+    assert (
+        load_experiment("ftcot12-lodo-cpu").methods == load_experiment(REPO / "configs/ftcot12-lodo-cpu.yaml").methods
+    )
+    (tmp_path / "tiny.yaml").write_text("train:\n  max_steps: 3\n")  # a file of the user's own wins over the name
+    assert load_config("tiny.yaml").train.max_steps == 3
+    with pytest.raises(
+        ConfigError, match=r"^nope\.yaml: config file not found; the configs that ship with prada are .*tiny"
+    ):
+        load_config("nope.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("elsewhere/tiny.yaml")  # a path to another folder is never replaced by a shipped file

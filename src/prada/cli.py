@@ -206,7 +206,11 @@ def _add_teach(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="run YAML (see configs/; `prada config show` lists every key)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="run YAML, or the name of one that ships with prada (tiny, ...; `prada config show` lists every key)",
+    )
     p.add_argument("--out", default=None, help="run folder to write")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=prada adversary.lambda_max=0.3")
@@ -225,7 +229,12 @@ def _add_explain(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="experiment YAML (default: the embedded offline default)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="experiment YAML, or the name of one that ships with prada (ftcot12-lodo-cpu, synth-lodo, ...; "
+        "default: the embedded offline default)",
+    )
     p.add_argument("overrides", nargs="*", help="key=value overrides of the experiment config")
 
 

@@ -57,10 +57,18 @@ def _plain_names(names: list[str]) -> str | None:
     return next((f"{n!r} {name_problem(n)}" for n in names if name_problem(n)), None)
 
 
+def _lora_targets(names: list[str]) -> str | None:
+    if not names or not all(names):
+        return f"give all-linear or a list of module names, got {names}"
+    if "all-linear" in names and len(names) > 1:
+        return f"all-linear stands alone; got {names}"
+    return None
+
+
 def _ruled(check: Callable[[Any], str | None], default: Any) -> Any:
     """A dataclass field whose value `validate` checks with `check`."""
     if isinstance(default, list):
-        return field(default_factory=list, metadata={"check": check})
+        return field(default_factory=functools.partial(list, default), metadata={"check": check})
     return field(default=default, metadata={"check": check})
 
 
@@ -92,7 +100,7 @@ class DataConfig:
     target_domains: list[str] = plain_names()
     """Unseen domains: only their train questions reach the adversary; their test sets give target accuracy."""
     train_files: list[str] = field(default_factory=list)
-    """Extra custom JSONL training files (SPEC example format, with rationales)."""
+    """Extra custom JSONL training files (one example a line, prada.data.schema.Example, with rationales)."""
     test_files: list[str] = field(default_factory=list)
     """Extra custom JSONL evaluation files."""
     hub_columns: list[str] = field(default_factory=list)
@@ -180,6 +188,9 @@ class LoraSettings:
     """LoRA alpha."""
     dropout: float = fraction(0.05)
     """LoRA dropout."""
+    target_modules: list[str] = _ruled(_lora_targets, ["all-linear"])
+    """Modules that get LoRA adapters: all-linear (peft's: every linear layer but the output head) or a list of
+    module names, e.g. [q_proj, v_proj] (a module matches when its name ends with one); a name no module has is an error."""
 
 
 @dataclass
@@ -200,6 +211,9 @@ class TrainConfig:
     """AdamW weight decay."""
     warmup_steps: int = non_negative(0)
     """Linear warmup steps."""
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning rate after the warmup, as a factor of each group's lr: linear (falls in a straight line towards 0.1
+    at the end of training) | cosine (half a cosine from 1 towards 0.1) | constant (1.0). Warmup is the same for all."""
     max_grad_norm: float = non_negative(1.0)
     """Gradient clipping norm (0: off)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
@@ -220,11 +234,16 @@ class TrainConfig:
     says, a crash in a long run loses at most this much work."""
     threads: int = non_negative(0)
     """torch CPU threads (0: torch's default)."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'
+    activation checkpointing, non-reentrant; LoRA too): less memory, more compute, same losses and gradients.
+    Prompt methods then prepend the prompt to every row (see share_prompt_prefix)."""
     share_prompt_prefix: Switch = "auto"
     """Device switch, auto | on | off: compute the virtual prompt's keys and values once per step and
     share them as every row's KV cache (on), or prepend the prompt to every row (off). Same losses and
     gradients either way (tested). auto: on on the CPU, where FLOPs bound the step; off elsewhere,
-    where a GPU step is bound by kernel launches and the extra pass costs more than it saves."""
+    where a GPU step is bound by kernel launches and the extra pass costs more than it saves; off with
+    gradient_checkpointing, which drops the KV cache inside the layers (on is then an error)."""
     mix_domains: bool = True
     """Length-grouped batches stratified by domain (each batch follows the source mix). false: sorted by raw
     length, less padding but nearly single-domain batches (docs/scale.md has both measured)."""
@@ -234,6 +253,13 @@ class TrainConfig:
     eval_every: int = non_negative(0)
     """Every N steps (and at the last), log held-out diagnostics: the domain head's and a fresh probe's
     domain accuracy on held-out questions, and the CoT loss on held-out source/target rationales (0: off)."""
+    keep_best: bool = False
+    """Also keep the student at its lowest held-out source CoT loss (heldout_lm_loss_source, every eval_every steps)
+    as a finished run folder RUN_DIR/best (`prada eval --run RUN_DIR/best`). Those held-out questions are drawn from
+    the source test sets: a student picked on them is picked on test questions' rationales (needs eval_every)."""
+    early_stopping_patience: int = non_negative(0)
+    """Stop after this many held-out evaluations in a row without a new lowest source CoT loss (0: off); the run
+    then finishes as usual, with `stopped_early_at` in train_done.json (needs eval_every)."""
     loss: Literal["ce", "dft"] = "ce"
     """The CoT loss: ce (cross-entropy) | dft (Dynamic Fine-Tuning: each target token's cross-entropy times the
     student's own probability of it, detached; TRL's loss_type="dft", a cheap baseline claimed to generalise better)."""
@@ -254,8 +280,9 @@ class EvalConfig:
     """Token budget of each generated rationale + answer. 0 (auto): 1.3x the 99th percentile of the
     training targets' token lengths, so a student that writes like its teacher is not cut before `-->`."""
     scorer: Literal["prada", "ftcot"] = "prada"
-    """Answer rules: prada (SPEC rules) | ftcot (a port of Fine-tune-CoT's evaluator, for like-for-like
-    tables beside its published numbers). eval.json keeps both scorers' accuracy per dataset."""
+    """Answer rules: prada (prada.answers: the answer after ` --> `, numbers compared as floats) | ftcot (a port
+    of Fine-tune-CoT's evaluator, for like-for-like tables beside its published numbers). eval.json keeps both
+    scorers' accuracy per dataset."""
     weight_first_linears: Switch = "auto"
     """Device switch, auto | on | off: run few-row nn.Linear layers while decoding as (W @ x^T)^T,
     which streams the weight faster on a CPU; the same products in another summation order (same
@@ -311,6 +338,22 @@ def validate(cfg: RunConfig) -> None:
     spec = method_spec(cfg.method)
     if cfg.backbone == "frozen" and spec.train and not spec.prompt:
         raise ConfigError(f"train.backbone: frozen leaves nothing to train for method {cfg.method}; use full or lora")
+    _check_train_rules(cfg.train, spec.prompt)
+
+
+def _check_train_rules(t: TrainConfig, prompt: bool) -> None:
+    """train keys that need another key: model selection needs held-out evaluations; the shared prompt prefix
+    needs the KV cache that gradient checkpointing drops inside the layers."""
+    for key, on in (("keep_best", t.keep_best), ("early_stopping_patience", t.early_stopping_patience)):
+        if on and not t.eval_every:
+            raise ConfigError(
+                f"train.{key}: needs held-out evaluations; set train.eval_every (e.g. train.eval_every=50)"
+            )
+    if t.gradient_checkpointing and prompt and t.share_prompt_prefix == "on":
+        raise ConfigError(
+            "train.share_prompt_prefix: on cannot run with train.gradient_checkpointing: true (checkpointed layers "
+            "drop the prompt's KV cache); set it to auto or off (the prompt is then prepended to every row)"
+        )
 
 
 def _fields(obj: Any, prefix: str = ""):
@@ -434,17 +477,46 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with prada, by name (`ftcot12-lodo-cpu`): the wheel's package data prada/configs/
+    (configs/*.yaml and the embedded default), or in a source checkout its configs/ folder and the default."""
+    from importlib import resources
+
+    package = Path(str(resources.files("prada"))) / "configs"
+    checkout = Path(__file__).resolve().parents[2]
+    folders = [package] + ([checkout / "configs"] if (checkout / "pyproject.toml").is_file() else [])
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def config_path(value: str | Path) -> Path:
+    """A --config value as a file: the path itself where it exists, else the shipped config of that name
+    (`tiny`, `tiny.yaml` and `configs/tiny.yaml` all name configs/tiny.yaml), so the names in the docs work from
+    any folder and in an installed prada. Neither: a ConfigError listing the shipped names."""
+    path = Path(value)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    name = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if len(path.parts) == 1 or path.parent == Path("configs"):
+        if name in shipped:
+            return shipped[name]
+    raise ConfigError(f"{value}: config file not found; the configs that ship with prada are {', '.join(shipped)}")
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
 ) -> RunConfig:
-    """Build a RunConfig from defaults, an optional base dict, a YAML file and key=value overrides."""
+    """Build a RunConfig from defaults, an optional base dict, a YAML file (or a shipped config's name, see
+    `config_path`) and key=value overrides."""
     raw: dict = {}
     if base:
         raw = merge(raw, base)
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
+        path = config_path(path)
         raw = merge(raw, read_yaml_mapping(path, "config"))
     raw = merge(raw, parse_overrides(overrides or []))
     cfg = RunConfig.__new__(RunConfig)

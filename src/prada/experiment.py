@@ -20,6 +20,7 @@ import yaml
 from prada.config import (
     RunConfig,
     cast_value,
+    config_path,
     config_to_dict,
     load_config,
     merge,
@@ -105,7 +106,7 @@ def load_experiment(path: str | Path | None = None, overrides: list[str] | None 
     Override keys are experiment fields (`seeds=[0,1]`, `folds=symbolic`, `base.train.max_steps=5`) or,
     as a shorthand, RunConfig sections that go into `base` (`train.max_steps=5`).
     """
-    path = Path(path) if path is not None else default_config_path()
+    path = config_path(path) if path is not None else default_config_path()
     raw = read_yaml_mapping(path, "experiment config")
     for key, value in parse_overrides(overrides or []).items():
         if key in RUN_SECTIONS:  # shorthand: `train.max_steps=5` means `base.train.max_steps=5`
@@ -258,7 +259,7 @@ def plan_folds(exp: ExperimentConfig) -> list[tuple[str, list[str], list[str]]]:
 
 def untrained_domains(path: str | Path) -> set[str]:
     """Target domains of a run or experiment config that none of its runs trains on (their rationales go unused)."""
-    raw = read_yaml_mapping(Path(path), "config")
+    raw = read_yaml_mapping(config_path(path), "config")
     if not ({"methods", "protocol", "base"} & set(raw)):  # a run config
         return set(load_config(path).data.target_domains)
     folds = plan_folds(load_experiment(path))

@@ -154,3 +154,19 @@ def save_config_for_4x(folder: str | Path) -> dict:
     if extra:
         atomic_write_json(path, {**config, **extra})
     return extra
+
+
+def enable_activation_checkpointing(lm) -> None:
+    """Non-reentrant activation (gradient) checkpointing of every decoder layer. transformers 5.2x names it
+    `activation_checkpointing_enable` and keeps `gradient_checkpointing_enable` as an alias that warns it goes in v6;
+    earlier releases (the 4.57 floor) have only the old name."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(lm, "activation_checkpointing_enable"):
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def checkpointed_layers(lm) -> int:
+    """How many modules of `lm` (a peft wrapper too) run with activation checkpointing on."""
+    return sum(bool(getattr(m, "gradient_checkpointing", False)) for m in lm.modules())

@@ -1,6 +1,6 @@
 """The run folder: its file names, whether a run finished, and the device and precision a run uses.
 
-Every stage that reads or writes RUN_DIR spells its files through these names (SPEC "Files"):
+Every stage that reads or writes RUN_DIR spells its files through these names:
 train writes CONFIG, TRAIN_LOG, the checkpoints, the WEIGHTS, STUDENT and DONE; eval writes EVAL,
 PREDICTIONS and its EVAL_CACHE; explain writes EXPLAIN/. Evaluation, explain, export and the report
 import this module, not the loop.
@@ -26,6 +26,7 @@ PREDICTIONS = "predictions.jsonl"  # beside eval.json
 EVAL_CACHE = ".eval_cache"  # folder: eval's finished predictions, one file per cache key
 EXPLAIN = "explain"  # folder: explain.json, explain.md and plots
 SNAPSHOTS = "snapshots"  # folder: step-N/, the student at train.snapshot_steps, each laid out as a finished run
+BEST = "best"  # folder: the student at its lowest held-out source CoT loss (train.keep_best), as a finished run
 EXPLAIN_JSON = f"{EXPLAIN}/explain.json"  # written last by explain: its presence marks explain as done
 CHECKPOINT = "checkpoint"  # the newest resumable checkpoint (train/checkpoint.py writes its contents)
 CHECKPOINT_OLD = ".checkpoint.old"  # the previous one, during the swap
@@ -147,8 +148,11 @@ def resolve_switches(cfg: RunConfig, device: torch.device | str) -> dict[str, bo
     checked after the fact ("one program on every device")."""
     cpu = torch.device(device).type == "cpu"
     return {
-        # the virtual prompt's keys/values once per step: pays where FLOPs bound the step (the CPU)
-        "share_prompt_prefix": switch_on(cfg.train.share_prompt_prefix, auto=cpu),
+        # the virtual prompt's keys/values once per step: pays where FLOPs bound the step (the CPU); checkpointed
+        # layers drop the KV cache it is passed as, so never with train.gradient_checkpointing (validate refuses `on`)
+        "share_prompt_prefix": switch_on(
+            cfg.train.share_prompt_prefix, auto=cpu and not cfg.train.gradient_checkpointing
+        ),
         # few-row linears weight-first while decoding: measured to pay on a CPU in fp32 only
         "weight_first_linears": switch_on(
             cfg.eval.weight_first_linears, auto=cpu and resolve_precision(cfg.train.precision) == "fp32"

@@ -49,3 +49,44 @@ def load_causal_lm(path: str, trust_remote_code: bool = False):
     from prada.hf_compat import load_causal_lm_weights
 
     return _from_pretrained(load_causal_lm_weights, path, "weights", trust_remote_code=trust_remote_code)
+
+
+def lora_target_modules(lm, names: list[str]) -> str | list[str]:
+    """`lora.target_modules` as peft's LoraConfig takes it: "all-linear", or the names, each checked against the
+    model's modules the way peft matches a list (a module's dotted name equals it or ends with "." + it) and
+    against the layer types LoRA adapts (linear, embedding, convolution)."""
+    from torch import nn
+
+    from prada.errors import ConfigError
+
+    if names == ["all-linear"]:
+        return "all-linear"
+    modules = [(n, m) for n, m in lm.named_modules() if n]
+    for target in names:
+        matched = [m for n, m in modules if n == target or n.endswith("." + target)]
+        if not matched:
+            leaves = sorted({n.rsplit(".", 1)[-1] for n, m in modules if not list(m.children())})
+            raise ConfigError(
+                f"lora.target_modules: {target} matches no module of this student; "
+                f"its leaf module names are {', '.join(leaves)} (or use all-linear)"
+            )
+        layer = lambda m: isinstance(m, (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d)) or type(m).__name__ == "Conv1D"
+        if not all(layer(m) for m in matched):  # Conv1D: GPT-2's linear layers (transformers.pytorch_utils)
+            kinds = sorted({type(m).__name__ for m in matched if not layer(m)})
+            raise ConfigError(
+                f"lora.target_modules: {target} names {', '.join(kinds)} modules; LoRA adapts linear, embedding "
+                "and convolution layers"
+            )
+    return list(names)
+
+
+def enable_gradient_checkpointing(lm, model: str) -> None:
+    """`train.gradient_checkpointing`: transformers' non-reentrant checkpointing of every decoder layer. Non-reentrant,
+    so a frozen backbone (LoRA, prompt methods) needs no `enable_input_require_grads` for gradients to reach the
+    inputs; it is active in training mode only (held-out figures and evaluation run the layers as usual)."""
+    from prada.errors import ConfigError
+    from prada.hf_compat import enable_activation_checkpointing
+
+    if not getattr(lm, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"train.gradient_checkpointing: {model} does not support it in transformers; set it to false")
+    enable_activation_checkpointing(lm)

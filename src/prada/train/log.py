@@ -22,7 +22,7 @@ class TrainLog:
         self.enabled = enabled  # False on the other ranks of a launch: only the main process writes the log
 
     def write(self, row: dict) -> None:
-        """The SPEC's fields (null where a method has none), then every other figure of the row."""
+        """The fields every line has (LOG_FIELDS, null where a method has none), then every other figure of the row."""
         if not self.enabled:
             return
         append_jsonl(self.path, {**{k: row.get(k) for k in LOG_FIELDS}, **row})
@@ -112,6 +112,6 @@ def start_banner(cfg, world: int, device, precision: str, steps: int, n_items: i
 def log_row(
     step: int, lam: float | None, lr: float, tokens_per_s: float, grad_norms: dict, means: dict, heldout: dict
 ) -> dict:
-    """One train_log.jsonl line (SPEC "Files"): `lambda` is null for a method without target questions."""
+    """One train_log.jsonl line: `lambda` is null for a method without target questions."""
     norms = {k: None if v is None else float(v) for k, v in grad_norms.items()}
     return {"step": step, "lambda": lam, "lr": lr, "tokens_per_s": tokens_per_s, **norms, **means, **heldout}

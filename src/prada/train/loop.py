@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -39,7 +40,6 @@ from prada.progress import hidden
 from prada.run_dir import (
     CONFIG,
     DONE,
-    SNAPSHOTS,
     TRAIN_LOG,
     check_new_run_folder,
     make_accelerator,
@@ -57,6 +57,7 @@ from prada.train.checkpoint import (
 from prada.train.diagnostics import build_heldout, heldout_figures
 from prada.train.log import Trackers, TrainLog, log_row, start_banner
 from prada.train.meter import Meter
+from prada.train.selection import Selection, save_snapshot
 from prada.train.student import StepShare, Student, build_student, save_student
 
 TARGET_SEED_OFFSET = 500_009  # target questions get their own batch order, not the source's
@@ -142,11 +143,16 @@ def _train_locked(cfg: RunConfig, out_dir: Path, progress: bool) -> Path:
         return out_dir
     batches = build_batches(run)
     model, optimizer, start = build_optimizer(run)
-    fit(run, batches, model, optimizer, start, progress)
+    selected = fit(run, batches, model, optimizer, start, progress)
     finish(
         run,
         model,
-        {"steps": batches.total, "train_items": len(batches.items), "target_questions": len(batches.targets)},
+        {
+            "steps": batches.total,
+            "train_items": len(batches.items),
+            "target_questions": len(batches.targets),
+            **selected,  # an early stop's steps, the best step
+        },
     )
     return out_dir
 
@@ -165,6 +171,11 @@ class Run:
     student: Student
     tokenizer: object
     switches: dict[str, bool] = field(default_factory=dict)  # the device switches, resolved once (run_dir)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The data's fingerprint (`data_fingerprint`) that train_done.json and every copy of the student record."""
+        return data_fingerprint(self.data)
 
 
 def resolve_run(cfg: RunConfig | None, out_dir: Path | None, resume: Path | None) -> tuple[RunConfig, Path]:
@@ -341,10 +352,14 @@ def build_optimizer(run: Run) -> tuple[torch.nn.Module, torch.optim.Optimizer, i
 
 def fit(
     run: Run, batches: StepBatches, model: torch.nn.Module, optimizer: torch.optim.Optimizer, start: int, progress: bool
-) -> None:
-    """Steps start..total: batch -> losses -> backward -> clip -> step -> log -> checkpoint."""
+) -> dict:
+    """Steps start..total: batch -> losses -> backward -> clip -> step -> log -> checkpoint.
+
+    Returns what train_done.json records of the model selection (`Selection.summary`: an early stop, the best step).
+    """
     cfg, accelerator, total = run.cfg, run.accelerator, batches.total
     log, held, bar = open_log(run, batches, start, progress)
+    select = Selection(run, held, log)  # train.keep_best, train.early_stopping_patience
     checkpointer = Checkpointer(cfg, accelerator, run.out_dir)
     adversary = accelerator.unwrap_model(model).adversary is not None
     model.train()
@@ -352,7 +367,7 @@ def fit(
     with finish_step_on_interrupt(enabled=batches.world == 1) as interrupt:
         for step in range(start, total):
             lam = grl_lambda(step / total, cfg.adversary.lambda_max, cfg.adversary.schedule, cfg.adversary.gamma)
-            set_lr(optimizer, lr_factor(step, total, cfg.train.warmup_steps))
+            set_lr(optimizer, lr_factor(step, total, cfg.train.warmup_steps, cfg.train.scheduler))
             # --- forward/backward over the step's micro-batch parts, each its share of the step (StepShare),
             # so their losses sum to the step's; gradients sync on the last part only
             meter = Meter()
@@ -372,6 +387,7 @@ def fit(
             heldout = {}
             if held is not None and (done % cfg.train.eval_every == 0 or done == total):
                 heldout = heldout_figures(accelerator.unwrap_model(model), held, accelerator.device, cfg.seed)
+            stop = select.after_step(model, done, total, heldout)  # RUN_DIR/best written before the log line
             if done % cfg.train.log_every == 0 or done == total or heldout:
                 means = meter.means(accelerator.reduce, done, cfg.train.lr)  # every rank: a mean over processes
                 now = time.perf_counter()
@@ -382,15 +398,18 @@ def fit(
                 bar.set_postfix(postfix(row))
             if done in cfg.train.snapshot_steps and done < total:
                 save_snapshot(run, model, done)
-            if checkpointer.due(done, interrupt["requested"]) and done < total:
+            if checkpointer.due(done, interrupt["requested"]) and done < total and not stop:
                 checkpointer.save(model, optimizer, done)
             bar.update(1)
+            if stop:  # early stopping: the run finishes here, like at its last step
+                break
             if interrupt["requested"] and done < total:
                 bar.close()
                 log.close()
                 raise TrainingInterrupted(run.out_dir, done, interrupt["signum"])
     bar.close()
     log.close()
+    return select.summary(total)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
@@ -451,27 +470,6 @@ def clip_gradients(accelerator, model: torch.nn.Module, cfg: RunConfig) -> dict[
     return norms
 
 
-def save_snapshot(run: Run, model: torch.nn.Module, step: int) -> None:
-    """The student at `step` (train.snapshot_steps) as a finished run folder of its own, SNAPSHOTS/step-N:
-    `prada eval --run` reads it like any run (learning curves; accuracy at pre-registered checkpoints)."""
-    accelerator = run.accelerator
-    if accelerator.is_main_process:
-        folder = run.out_dir / SNAPSHOTS / f"step-{step}"
-        folder.mkdir(parents=True, exist_ok=True)
-        save_config(run.cfg, folder / CONFIG)
-        save_student(accelerator.unwrap_model(model), run.tokenizer, run.cfg, folder)
-        atomic_write_json(
-            folder / DONE,
-            {
-                "steps": step,
-                "snapshot_of": str(run.out_dir),
-                "switches": run.switches,
-                "data": data_fingerprint(run.data),
-            },
-        )
-    accelerator.wait_for_everyone()
-
-
 # --- finish: the final weights and train_done.json --------------------------------------------------------
 
 
@@ -481,7 +479,7 @@ def finish(run: Run, model: torch.nn.Module, done: dict) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_student(accelerator.unwrap_model(model), run.tokenizer, run.cfg, run.out_dir)
-        atomic_write_json(run.out_dir / DONE, {**done, "switches": run.switches, "data": data_fingerprint(run.data)})
+        atomic_write_json(run.out_dir / DONE, {**done, "switches": run.switches, "data": run.fingerprint})
         remove_checkpoints(run.out_dir)  # the final weights supersede them
     accelerator.wait_for_everyone()
 

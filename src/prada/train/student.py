@@ -35,7 +35,12 @@ from prada.run_dir import (
     resolve_switches,
     weight_files,
 )
-from prada.train.backbones import load_causal_lm, load_tokenizer
+from prada.train.backbones import (
+    enable_gradient_checkpointing,
+    load_causal_lm,
+    load_tokenizer,
+    lora_target_modules,
+)
 from prada.train.lm_loss import linear_cross_entropy, token_loss
 
 
@@ -359,6 +364,8 @@ def build_student(
     torch.manual_seed(cfg.seed)
     lm = load_causal_lm(path, cfg.student.trust_remote_code)
     lm.config.use_cache = False
+    if cfg.train.gradient_checkpointing:  # on the base model, before any LoRA wrapper
+        enable_gradient_checkpointing(lm, cfg.student.model)
     backbone = cfg.backbone
     if backbone == "lora":
         from peft import LoraConfig, get_peft_model
@@ -369,7 +376,7 @@ def build_student(
                 r=cfg.lora.r,
                 lora_alpha=cfg.lora.alpha,
                 lora_dropout=cfg.lora.dropout,
-                target_modules="all-linear",
+                target_modules=lora_target_modules(lm, cfg.lora.target_modules),
                 task_type="CAUSAL_LM",
             ),
         )
