@@ -156,14 +156,21 @@ def test_an_adversary_layer_the_model_does_not_have_is_a_clear_error(synth_dir):
 def test_freeze_embeddings_drops_only_the_embedding_gradient(synth_dir, method):
     """train.freeze_embeddings: the same losses and the same gradients for every other weight, none for the
     embedding table / LM head, and the optimizer no longer holds them (the work it saves)."""
-    items_text = [("Q: 2 + 3? ###", " 2 + 3 = 5 --> 5", 0), ("Q: a longer question about coins? ###", " heads --> yes", 1)]
+    items_text = [
+        ("Q: 2 + 3? ###", " 2 + 3 = 5 --> 5", 0),
+        ("Q: a longer question about coins? ###", " heads --> yes", 1),
+    ]
     runs = {}
     for frozen in (False, True):
         cfg = tiny_config(synth_dir, f"method={method}", f"train.freeze_embeddings={str(frozen).lower()}")
         student, tok = build_student(cfg, num_domains=3)
         student.eval()
-        src = collate([TrainItem(tok(q)["input_ids"], tok(t)["input_ids"], d) for q, t, d in items_text], tok.pad_token_id)
-        target = collate([TrainItem(tok("Which day is it? ###")["input_ids"], [], 2)], tok.pad_token_id, with_labels=False)
+        src = collate(
+            [TrainItem(tok(q)["input_ids"], tok(t)["input_ids"], d) for q, t, d in items_text], tok.pad_token_id
+        )
+        target = collate(
+            [TrainItem(tok("Which day is it? ###")["input_ids"], [], 2)], tok.pad_token_id, with_labels=False
+        )
         losses, _ = student(src, target if student.wants_target else None, lam=0.5)
         sum(losses.values()).backward()
         grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
