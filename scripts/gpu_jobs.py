@@ -53,6 +53,7 @@ RUN_FILES = (
     "train_done.json",
     "eval.json",
     "predictions.jsonl",
+    "generation.json",
     "explain/explain.json",
     "explain/explain.md",
 )  # scripts/study.sh's list: the small outputs, never weights

@@ -24,7 +24,7 @@ collect() {
     [ -f "$run/eval.json" ] || continue
     grep -q '^method: \(prior\|zero-shot\)$' "$run/config.yaml" || [ -f "$run/explain/explain.json" ] || continue
     out="$dest/runs/$(basename "$run")"
-    for f in config.yaml train_log.jsonl train_done.json eval.json predictions.jsonl explain/explain.json explain/explain.md; do
+    for f in config.yaml train_log.jsonl train_done.json eval.json predictions.jsonl generation.json explain/explain.json explain/explain.md; do
       [ -f "$run/$f" ] || continue
       if ! cmp -s "$run/$f" "$out/$f"; then mkdir -p "$(dirname "$out/$f")"; cp "$run/$f" "$out/$f"; changed=1; fi
     done

@@ -23,6 +23,7 @@ TRAIN_LOG = "train_log.jsonl"
 DONE = "train_done.json"  # written last by train: the run finished
 EVAL = "eval.json"
 PREDICTIONS = "predictions.jsonl"  # beside eval.json
+GENERATION = "generation.json"  # beside eval.json: what that evaluation call's decoding cost (timing, not a result)
 EVAL_CACHE = ".eval_cache"  # folder: eval's finished predictions, one file per cache key
 EXPLAIN = "explain"  # folder: explain.json, explain.md and plots
 SNAPSHOTS = "snapshots"  # folder: step-N/, the student at train.snapshot_steps, each laid out as a finished run

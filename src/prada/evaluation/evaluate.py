@@ -34,6 +34,7 @@ from prada.progress import hidden
 from prada.run_dir import (
     EVAL,
     EVAL_CACHE,
+    GENERATION,
     PREDICTIONS,
     autocast_dtype,
     default_device,
@@ -152,8 +153,13 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     for ds, n in prompts_over(tokenizer, prompts, limit).items():
         result["datasets"][ds]["prompt_truncated"] = n
     result["switches"] = {"weight_first_linears": switches["weight_first_linears"]}  # which decoding path ran
-    result["generation"] = generation_cost(cost, len(done) - len(todo))
-    return _write(result, predictions, out_path, out), out_path
+    written = _write(result, predictions, out_path, out)
+    # the cost of this call apart from eval.json, which stays byte-equal however often a run is resumed
+    atomic_write_json(
+        out_path.with_name(GENERATION) if out is None else out_path.with_suffix(".generation.json"),
+        generation_cost(cost, len(done) - len(todo)),
+    )
+    return written, out_path
 
 
 def generation_cost(stats: dict, cached: int) -> dict:
