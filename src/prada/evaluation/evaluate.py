@@ -155,10 +155,7 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
     result["switches"] = {"weight_first_linears": switches["weight_first_linears"]}  # which decoding path ran
     written = _write(result, predictions, out_path, out)
     # the cost of this call apart from eval.json, which stays byte-equal however often a run is resumed
-    atomic_write_json(
-        out_path.with_name(GENERATION) if out is None else out_path.with_suffix(".generation.json"),
-        generation_cost(cost, len(done) - len(todo)),
-    )
+    atomic_write_json(_beside(out_path, out, GENERATION), generation_cost(cost, len(done) - len(todo)))
     return written, out_path
 
 
@@ -204,11 +201,13 @@ def prompts_over(tokenizer, prompts: dict[tuple[str, str], str], limit: int) -> 
     return counts
 
 
+def _beside(out_path: Path, out: str | None, name: str) -> Path:
+    """A file that goes with eval.json: RUN_DIR/name, or NAME.<name> beside `--out NAME.json`."""
+    return out_path.with_name(name) if out is None else out_path.with_suffix("." + name)
+
+
 def _write(result: dict, predictions: list[dict], out_path: Path, out: str | None) -> dict:
-    atomic_write_jsonl(
-        out_path.with_name(PREDICTIONS) if out is None else out_path.with_suffix(".predictions.jsonl"),
-        predictions,
-    )
+    atomic_write_jsonl(_beside(out_path, out, PREDICTIONS), predictions)
     atomic_write_json(out_path, result)
     return result
 
