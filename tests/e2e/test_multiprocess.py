@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil  # accelerate's own dependency
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -73,29 +74,9 @@ def _backbone_update(run: Path, init: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([(final[k] - init[k]).flatten() for k in sorted(init)])
 
 
-@pytest.fixture(scope="module")
-def cache_and_data(tmp_path_factory):
-    saved = os.environ.get("PRADA_CACHE")
-    if saved is None:
-        os.environ["PRADA_CACHE"] = str(tmp_path_factory.mktemp("prada-cache"))
-    model = Path(resolve_model("tiny-random"))  # build once here, not raced by two ranks
-    yield dict(os.environ), make_synth(tmp_path_factory.mktemp("synth")), model
-    if saved is None:
-        os.environ.pop("PRADA_CACHE", None)
-
-
-@pytest.mark.parametrize("layer", [-1, 1], ids=["features-top", "features-layer1-target-pass-stops-early"])
-def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
-    env, synth, model = cache_and_data
-    overrides = [
-        "method=prada",
-        f"data.data_dir={synth}",
-        f"train.max_steps={STEPS}",
-        "train.save_every=0",
-        f"adversary.layer={layer}",
-    ]
-    # --- 2 processes x batch 4 (gloo on CPU), launched by flags only: HF_HOME points at an empty folder so
-    # no ~/.cache/huggingface/accelerate/default_config.yaml can change the launch
+def _launch_two(env: dict, overrides: list[str], out: Path, tmp_path: Path) -> subprocess.Popen:
+    """`prada train` as 2 processes (gloo on CPU), launched by flags only: HF_HOME points at an empty folder so
+    no ~/.cache/huggingface/accelerate/default_config.yaml can change the launch."""
     env = {
         **env,
         "ACCELERATE_USE_CPU": "true",
@@ -103,7 +84,6 @@ def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": str(tmp_path / "hf"),
     }
-    two = tmp_path / "two"
     cmd = [
         sys.executable,
         "-m",
@@ -127,12 +107,36 @@ def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
         "--config",
         str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"),
         *overrides,
-        "train.batch_size=4",
         "--out",
-        str(two),
+        str(out),
     ]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def cache_and_data(tmp_path_factory):
+    saved = os.environ.get("PRADA_CACHE")
+    if saved is None:
+        os.environ["PRADA_CACHE"] = str(tmp_path_factory.mktemp("prada-cache"))
+    model = Path(resolve_model("tiny-random"))  # build once here, not raced by two ranks
+    yield dict(os.environ), make_synth(tmp_path_factory.mktemp("synth")), model
+    if saved is None:
+        os.environ.pop("PRADA_CACHE", None)
+
+
+@pytest.mark.parametrize("layer", [-1, 1], ids=["features-top", "features-layer1-target-pass-stops-early"])
+def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
+    env, synth, model = cache_and_data
+    overrides = [
+        "method=prada",
+        f"data.data_dir={synth}",
+        f"train.max_steps={STEPS}",
+        "train.save_every=0",
+        f"adversary.layer={layer}",
+    ]
+    two = tmp_path / "two"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _launch_two(env, [*overrides, "train.batch_size=4"], two, tmp_path)
 
     # --- meanwhile, 1 process x batch 8: the same global batches
     cfg = tiny_config(synth, *overrides, "train.batch_size=8")
@@ -164,3 +168,26 @@ def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
     )
     assert update_diff < UPDATE_TOL, "2-process updates differ from the 1-process run: gradients or batches not shared"
     assert final2 == pytest.approx(final1, rel=LOSS_TOL)
+
+
+def test_two_processes_finish_when_held_out_evaluations_fall_between_log_lines(cache_and_data, tmp_path):
+    """Only the main process evaluates the held-out set; every rank must still agree on which steps write a
+    log line (each one is a cross-process mean), or the main process waits forever in the all-reduce."""
+    env, synth, _ = cache_and_data
+    out = tmp_path / "two"
+    overrides = ["method=prada", f"data.data_dir={synth}", "train.max_steps=8", "train.save_every=0"]
+    proc = _launch_two(
+        env, [*overrides, "train.batch_size=4", "train.log_every=4", "train.eval_every=3"], out, tmp_path
+    )
+    try:
+        text, _ = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        for rank in psutil.Process(proc.pid).children(recursive=True):  # torchrun starts each rank in its own session
+            rank.kill()
+        proc.kill()
+        text, _ = proc.communicate()
+        pytest.fail("the 2-process run hung: a log line's cross-process mean entered by one rank only\n" + text[-3000:])
+    assert proc.returncode == 0, text[-5000:]
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 4, 6, 8]
+    assert all("heldout_lm_loss_source" in r for r in rows if r["step"] in (3, 6, 8))

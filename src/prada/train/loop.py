@@ -384,11 +384,13 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             # --- log, snapshot, checkpoint
             done = step + 1
+            # every rank decides alike when to evaluate and log: a log line is a cross-process mean, entered by all
+            evaluates = bool(cfg.train.eval_every) and (done % cfg.train.eval_every == 0 or done == total)
             heldout = {}
-            if held is not None and (done % cfg.train.eval_every == 0 or done == total):
+            if held is not None and evaluates:  # the held-out set lives on the main process only
                 heldout = heldout_figures(accelerator.unwrap_model(model), held, accelerator.device, cfg.seed)
             stop = select.after_step(model, done, total, heldout)  # RUN_DIR/best written before the log line
-            if done % cfg.train.log_every == 0 or done == total or heldout:
+            if done % cfg.train.log_every == 0 or done == total or evaluates:
                 means = meter.means(accelerator.reduce, done, cfg.train.lr)  # every rank: a mean over processes
                 now = time.perf_counter()
                 lr, rate = optimizer.param_groups[0]["lr"], tokens / max(now - t_last, 1e-9)
