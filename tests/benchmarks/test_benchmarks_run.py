@@ -115,3 +115,39 @@ def test_loss_curves_trains_both_runs_alike_but_for_the_switch(tmp_path, synth_d
     configs = [(tmp_path / f / "config.yaml").read_text().splitlines() for f in ("base", "switched")]
     assert [(a, b) for a, b in zip(*configs) if a != b] == [("  freeze_embeddings: false", "  freeze_embeddings: true")]
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+
+
+def test_parallel_runs_times_one_process_then_k_side_by_side(tmp_path, synth_dir):
+    """The lone run gets every core, the K side-by-side runs a share each; the ratio is their summed speed over it."""
+    out = _last_json(
+        [
+            "benchmarks/parallel_runs.py",
+            "--config",
+            "configs/tiny.yaml",
+            "--set",
+            f"data.data_dir={synth_dir}",
+            "--method",
+            "ft-cot",
+            "--steps",
+            "4",
+            "--warmup",
+            "1",
+            "--processes",
+            "2",
+            "--cores",
+            "2",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    side = out["side_by_side"]["runs"]
+    assert set(side) == {"side-0", "side-1"} and out["side_by_side"]["threads_each"] == 1
+    assert out["aggregate_ratio"] == sum(r["tokens_per_s"] for r in side.values()) / out["lone"]["tokens_per_s"] > 0
+    assert "threads: 2" in (tmp_path / "lone" / "config.yaml").read_text()
+    for name in side:  # the same batches: every run logs the same steps and the same first loss
+        assert "threads: 1" in (tmp_path / name / "config.yaml").read_text()
+    losses = {
+        n: json.loads((tmp_path / n / "train_log.jsonl").read_text().splitlines()[0])["lm_loss"]
+        for n in ("lone", *side)
+    }
+    assert len({round(v, 4) for v in losses.values()}) == 1, losses
