@@ -4,6 +4,7 @@
     python scripts/study2_rules.py pass     # the pass rule at S: in-distribution test vs prior, per family (pass.json)
     python scripts/study2_rules.py kept-dev # data/study2/dev-real-kept.jsonl: the real dev items of the kept datasets
     python scripts/study2_rules.py gap      # the gap check at S on the real dev items of the datasets pass.json kept
+    python scripts/study2_rules.py over-steps [--evaluate]   # descriptive: seed 0's real-test accuracy at S/4, S/2, S
 
 Each reads only files under results/study2/ and prints a markdown table; nothing here is tuned.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -185,10 +188,96 @@ def kept_dev() -> int:
     return 0
 
 
+KEPT_TEST = REPO / "data" / "study2" / "test-real-kept.jsonl"
+REPORTED_RUNS = REPO / "runs" / "study2-synth2real" / "runs"  # `prada run`'s folders of the reported fold
+OVER_STEPS = RESULTS / "synth2real" / "snapshots"  # committed: <run>/step-N/real-test.{json,predictions.jsonl}
+
+
+def kept_test(data: Path = REPO / "data" / "study2" / "synth2real") -> Path:
+    """The reported fold's real test items (the kept datasets' full test sets), one file for `prada eval --data`."""
+    kept = json.loads(PASS.read_text())["kept_real_datasets"]
+    lines = [t for k in kept for t in (data / k / "test.jsonl").read_text().splitlines() if t.strip()]
+    KEPT_TEST.write_text("".join(t + "\n" for t in lines))
+    return KEPT_TEST
+
+
+def evaluate_snapshots(runs: Path = REPORTED_RUNS, bin_dir: Path = REPO / ".venv" / "bin") -> list[Path]:
+    """`prada eval` of every seed-0 snapshot of the reported fold on the kept real test items, copied under
+    OVER_STEPS (never weights); a snapshot already there is skipped. Returns the folders written."""
+    test = KEPT_TEST if KEPT_TEST.exists() else kept_test()
+    written = []
+    for snap in sorted(runs.glob("*__seed0/snapshots/step-*")):
+        dest = OVER_STEPS / snap.parent.parent.name / snap.name
+        if (dest / "real-test.json").exists():
+            continue
+        out = snap / "real-test.json"
+        if not out.exists():
+            cmd = [
+                str(bin_dir / "prada"),
+                "eval",
+                "--quiet",
+                "--run",
+                str(snap),
+                "--data",
+                str(test),
+                "--out",
+                str(out),
+            ]
+            subprocess.run(cmd, check=True)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("real-test.json", "real-test.predictions.jsonl", "real-test.generation.json"):
+            if (snap / name).exists():
+                shutil.copy2(snap / name, dest / name)
+        written.append(dest)
+    return written
+
+
+def over_steps(evaluate: bool = False) -> int:
+    """Descriptive only (no rule reads it): seed 0's accuracy on the kept real test sets at S/4, S/2 (its
+    snapshots) and S (the run's own eval.json), per method."""
+    if evaluate:
+        for dest in evaluate_snapshots():
+            rel = dest.relative_to(REPO)
+            subprocess.run(
+                [
+                    "bash",
+                    str(REPO / "scripts" / "commit_results.sh"),
+                    str(rel.parent),
+                    f"Study 2, descriptive: {rel.parent.name} at {dest.name} on the real test items",
+                ],
+                check=True,
+                cwd=REPO,
+            )
+    kept = json.loads(PASS.read_text())["kept_real_datasets"]
+    rows = []
+    for run in sorted((RESULTS / "synth2real" / "runs").glob("*__seed0")):
+        final = run / "eval.json"
+        if not final.exists() or not (run / "train_log.jsonl").exists():
+            continue  # untrained methods have no steps
+        points = {int(d.name.split("-")[1]): d / "real-test.json" for d in (OVER_STEPS / run.name).glob("step-*")}
+        points[json.loads((run / "train_done.json").read_text())["steps"]] = final
+        for step, path in sorted(points.items()):
+            if path.exists():
+                acc = json.loads(path.read_text())["datasets"]
+                per = [acc[k]["accuracy"] for k in kept]
+                rows.append((run.name.split("__")[0], step, per, sum(per) / len(per)))
+    if not rows:
+        print("no trained seed-0 run of the reported fold is in yet")
+        return 1
+    print(f"| method | step | {' | '.join(kept)} | macro |\n|---|---|{'---|' * len(kept)}---|")
+    for method, step, per, macro in rows:
+        print(f"| {method} | {step} | {' | '.join(f'{a:.1f}' for a in per)} | {macro:.1f} |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rule", choices=("budget", "pass", "kept-dev", "gap"))
-    return {"budget": budget, "pass": pass_rule, "kept-dev": kept_dev, "gap": gap}[parser.parse_args().rule]()
+    parser.add_argument("rule", choices=("budget", "pass", "kept-dev", "gap", "over-steps"))
+    parser.add_argument("--evaluate", action="store_true", help="over-steps: evaluate and commit new snapshots first")
+    a = parser.parse_args()
+    if a.rule == "over-steps":
+        return over_steps(a.evaluate)
+    return {"budget": budget, "pass": pass_rule, "kept-dev": kept_dev, "gap": gap}[a.rule]()
 
 
 if __name__ == "__main__":

@@ -59,3 +59,67 @@ def test_pass_rule_drops_failing_families_and_the_gap_check_reads_only_the_kept_
     assert rules.gap() == 0
     out = capsys.readouterr().out
     assert "date_understanding" not in out and "macro gap +13.3 points: worth studying" in out  # (10+20+10)/3
+
+
+def test_over_steps_evaluates_seed0_snapshots_on_the_real_test_items_and_tables_them_with_s(
+    tmp_path, monkeypatch, capsys, synth_dir
+):
+    """A tiny ft-cot run with a snapshot at step 2 of 4: the snapshot is evaluated once on the kept test file and
+    copied under results (predictions beside), and the table lists step 2 (snapshot) and 4 (the run's eval.json)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from tiny import tiny_config
+
+    from prada.train.loop import train
+
+    runs = tmp_path / "runs"
+    run = train(
+        tiny_config(synth_dir, "method=ft-cot", "train.max_steps=4", "train.snapshot_steps=[2]", "train.save_every=0"),
+        runs / "ft-cot__real__seed0",
+        progress=False,
+    )
+    results = tmp_path / "results"
+    monkeypatch.setattr(rules, "RESULTS", results)
+    monkeypatch.setattr(rules, "PASS", results / "learning" / "pass.json")
+    monkeypatch.setattr(rules, "OVER_STEPS", results / "synth2real" / "snapshots")
+    monkeypatch.setattr(rules, "KEPT_TEST", synth_dir / "synth_arithmetic" / "test.jsonl")
+    rules.PASS.parent.mkdir(parents=True)
+    rules.PASS.write_text(json.dumps({"kept_real_datasets": ["synth_arithmetic"]}))
+    bin_dir = Path(sys.executable).parent
+    (dest,) = rules.evaluate_snapshots(runs, bin_dir)
+    assert dest == rules.OVER_STEPS / "ft-cot__real__seed0" / "step-2"
+    snap = json.loads((dest / "real-test.json").read_text())
+    assert set(snap["datasets"]) == {"synth_arithmetic"}
+    assert (
+        len((dest / "real-test.predictions.jsonl").read_text().splitlines())
+        == snap["datasets"]["synth_arithmetic"]["n"]
+    )
+    assert rules.evaluate_snapshots(runs, bin_dir) == []  # done once
+    # the run's own evaluation (S) as scripts/study.sh commits it
+    saved = results / "synth2real" / "runs" / "ft-cot__real__seed0"
+    saved.mkdir(parents=True)
+    subprocess.run(
+        [
+            str(bin_dir / "prada"),
+            "eval",
+            "-q",
+            "--run",
+            str(run),
+            "--data",
+            str(rules.KEPT_TEST),
+            "--out",
+            str(saved / "eval.json"),
+        ],
+        check=True,
+    )
+    for name in ("train_log.jsonl", "train_done.json"):
+        shutil.copy(run / name, saved / name)
+    capsys.readouterr()
+    assert rules.over_steps() == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ft-cot |")]
+    final = json.loads((saved / "eval.json").read_text())["datasets"]["synth_arithmetic"]["accuracy"]
+    at2 = snap["datasets"]["synth_arithmetic"]["accuracy"]
+    assert lines == [f"| ft-cot | 2 | {at2:.1f} | {at2:.1f} |", f"| ft-cot | 4 | {final:.1f} | {final:.1f} |"]
