@@ -2,30 +2,71 @@
 
 Why a script: the numbers in docs/results.md are copied from the measured results, never typed.
     python scripts/study_tables.py [results/study/results.json] [--write docs/results.md --write README.md]
+    python scripts/study_tables.py --study 2 [--write ...]     # study 2 (results/study2/synth2real)
 With --write each generated block (the full tables, the README's headline table) replaces what sits
-between its markers in the document, `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+between its markers in the document, `<!-- NAME:begin -->` and `<!-- NAME:end -->` (study 1: study-tables,
+study-headline; study 2: study2-tables, study2-headline).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from prada.report.markdown import fmt_cell, markdown_table, paired_reading
 
-ORDER = ["prior", "zero-shot", "answer-ft", "ft-cot", "ft-cot-tlm", "ptune", "dann", "prada"]
-TARGETS = ["date_understanding", "tracking_shuffled_objects"]
-PRIMARY = {("prada", "ft-cot")}
-HEADLINE = [  # (a, b, what the contrast isolates), target accuracy, in the README
-    ("prada", "ft-cot", "primary"),
-    ("prada", "ptune", "the adversary, with the prompt"),
-    ("dann", "ft-cot", "the adversary, without it"),
-    ("ptune", "ft-cot", "the prompt alone"),
-    ("ft-cot-tlm", "ft-cot", "LM loss on the unlabelled target questions"),
-    ("ft-cot", "answer-ft", "answers without rationales"),
-    ("ft-cot", "prior", "most frequent train answer"),
-]
+
+@dataclass(frozen=True)
+class Study:
+    """What differs between the studies' tables: methods, target datasets, the contrasts that answer the question."""
+
+    results: str
+    order: tuple[str, ...]
+    targets: tuple[tuple[str, str], ...]  # (dataset, short column label)
+    source: str  # the source column's header
+    headline: tuple[tuple[str, str, str], ...]  # (a, b, what the contrast isolates); the first is the primary
+    heldout: str  # the held-out probe column's header
+    blocks: tuple[str, str]  # the document markers of the full tables and of the README's headline
+
+
+STUDIES = {
+    1: Study(
+        results="results/study/results.json",
+        order=("prior", "zero-shot", "answer-ft", "ft-cot", "ft-cot-tlm", "ptune", "dann", "prada"),
+        targets=(("date_understanding", "date"), ("tracking_shuffled_objects", "tracking")),
+        source="source (10 datasets x 30)",
+        headline=(
+            ("prada", "ft-cot", "primary"),
+            ("prada", "ptune", "the adversary, with the prompt"),
+            ("dann", "ft-cot", "the adversary, without it"),
+            ("ptune", "ft-cot", "the prompt alone"),
+            ("ft-cot-tlm", "ft-cot", "LM loss on the unlabelled target questions"),
+            ("ft-cot", "answer-ft", "answers without rationales"),
+            ("ft-cot", "prior", "most frequent train answer"),
+        ),
+        heldout="held-out probe (step 150; majority 0.25)",
+        blocks=("study-tables", "study-headline"),
+    ),
+    2: Study(
+        results="results/study2/synth2real/results.json",
+        order=("prior", "zero-shot", "ft-cot", "ft-cot-tlm", "ptune", "prada", "prada-tlm"),
+        targets=(("coin_flip", "coin_flip"), ("multiarith", "multiarith"), ("addsub", "addsub")),
+        source="source (synthetic, 2 families x 100)",
+        headline=(
+            ("prada", "ft-cot", "primary"),
+            ("prada", "ptune", "the adversary, with the prompt"),
+            ("prada", "ft-cot-tlm", "the unlabelled target questions"),
+            ("prada-tlm", "ft-cot-tlm", "the adversary beside the target LM loss"),
+            ("ptune", "ft-cot", "the prompt alone"),
+            ("ft-cot-tlm", "ft-cot", "LM loss on the unlabelled target questions"),
+            ("ft-cot", "prior", "most frequent train answer"),
+        ),
+        heldout="held-out probe (step 400; majority 0.50)",
+        blocks=("study2-tables", "study2-headline"),
+    ),
+}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -38,27 +79,37 @@ def mean_of(runs: list[dict], dataset: str, key: str) -> str:
     return f"{sum(values) / len(values):.0f}" if values else "–"
 
 
-def headline(res: dict) -> str:
+def seed_columns(p: dict) -> list[str]:
+    """The seed-level t interval and the per-seed differences, beside the bootstrap (three seeds that agree are
+    p = 0.125 one-sided by themselves)."""
+    seed_ci = "[{:+.1f}, {:+.1f}]".format(*p["seed_ci"]) if p.get("seed_ci") else "–"
+    return [seed_ci, ", ".join(f"{d:+.1f}" for d in p.get("per_seed") or []) or "–"]
+
+
+def headline(res: dict, study: Study) -> str:
     """The README's table: the contrasts that answer the question, on the target."""
     paired = {(p["a"], p["b"]): p for p in res["paired"] if p["role"] == "target"}
+    with_seeds = any(p.get("seed_ci") for p in paired.values())
     rows = []
-    for a, b, why in HEADLINE:
+    for i, (a, b, why) in enumerate(study.headline):
         p = paired.get((a, b))
         if p is None:
             continue
         lo, hi = p["ci"]
-        name = f"**{a} − {b}** ({why})" if (a, b) in PRIMARY else f"{a} − {b} ({why})"
-        rows.append(
-            [name, f"{p['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]", paired_reading(lo, hi), ",".join(map(str, p["seeds"]))]
-        )
-    return table(["comparison (target accuracy, points)", "diff [95% CI]", "reading", "seeds"], rows)
+        name = f"**{a} − {b}** ({why})" if i == 0 else f"{a} − {b} ({why})"
+        row = [name, f"{p['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]", paired_reading(lo, hi)]
+        rows.append(row + (seed_columns(p) if with_seeds else []) + [",".join(map(str, p["seeds"]))])
+    head = ["comparison (target accuracy, points)", "diff [95% CI]", "reading"]
+    return table(head + (["seed t interval", "per seed"] if with_seeds else []) + ["seeds"], rows)
 
 
-def tables(res: dict) -> str:
+def tables(res: dict, study: Study) -> str:
     """All four study tables as one markdown string."""
     out: list[str] = []
-    summary = sorted(res["summary"], key=lambda s: ORDER.index(s["method"]) if s["method"] in ORDER else 99)
-    runs_of = {m: [r for r in res["runs"] if r["method"] == m] for m in ORDER}
+    order, targets = list(study.order), [k for k, _ in study.targets]
+    primary = study.headline[0][:2]
+    summary = sorted(res["summary"], key=lambda s: order.index(s["method"]) if s["method"] in order else 99)
+    runs_of = {m: [r for r in res["runs"] if r["method"] == m] for m in order}
 
     out.append("#### Accuracy (%, mean over seeds [95% interval], sd = spread across seeds)\n")
     rows = []
@@ -71,27 +122,27 @@ def tables(res: dict) -> str:
                 fmt_cell(s["source_accuracy"]),
                 fmt_cell(s["target_accuracy"]),
             ]
-            + [fmt_cell(d.get(k)) for k in TARGETS]
+            + [fmt_cell(d.get(k)) for k in targets]
         )
-    out.append(table(["method", "seeds", "source (10 datasets x 30)", "target (macro)", *TARGETS], rows))
+    out.append(table(["method", "seeds", study.source, "target (macro)", *targets], rows))
 
     out.append("\n#### Paired differences (a − b, points, same items and seeds, 95% interval)\n")
     rows = []
+    with_seeds = any(p.get("seed_ci") for p in res["paired"])
     for p in res["paired"]:
         lo, hi = p["ci"]
-        name = f"**{p['a']} − {p['b']}**" if (p["a"], p["b"]) in PRIMARY else f"{p['a']} − {p['b']}"
-        rows.append(
-            [
-                name,
-                p["role"],
-                f"{p['diff']:+.1f}",
-                f"[{lo:+.1f}, {hi:+.1f}]",
-                f"{hi - lo:.1f}",
-                paired_reading(lo, hi),
-                ",".join(map(str, p["seeds"])),
-            ]
-        )
-    out.append(table(["a − b", "role", "diff", "95% CI", "width", "reading", "seeds"], rows))
+        name = f"**{p['a']} − {p['b']}**" if (p["a"], p["b"]) == primary else f"{p['a']} − {p['b']}"
+        row = [
+            name,
+            p["role"],
+            f"{p['diff']:+.1f}",
+            f"[{lo:+.1f}, {hi:+.1f}]",
+            f"{hi - lo:.1f}",
+            paired_reading(lo, hi),
+        ]
+        rows.append(row + (seed_columns(p) if with_seeds else []) + [",".join(map(str, p["seeds"]))])
+    head = ["a − b", "role", "diff", "95% CI", "width", "reading"]
+    out.append(table(head + (["seed t interval", "per seed"] if with_seeds else []) + ["seeds"], rows))
 
     out.append("\n#### Output format on the target datasets (% of outputs, mean over seeds)\n")
     rows = []
@@ -99,15 +150,20 @@ def tables(res: dict) -> str:
         if not runs:
             continue
         row = [m]
-        for k in TARGETS:
+        for k in targets:
             row += [mean_of(runs, k, "arrow_rate"), mean_of(runs, k, "truncated_rate"), mean_of(runs, k, "format_rate")]
-        scorer = [r["eval"]["datasets"][k].get("accuracy_by_scorer", {}).get("ftcot") for r in runs for k in TARGETS]
+        scorer = [
+            r["eval"]["datasets"][k].get("accuracy_by_scorer", {}).get("ftcot")
+            for r in runs
+            for k in targets
+            if k in r["eval"]["datasets"]
+        ]
         scorer = [v for v in scorer if v is not None]
         row.append(f"{sum(scorer) / len(scorer):.1f}" if scorer else "–")
         rows.append(row)
     head = ["method"]
-    for k in ("date", "tracking"):
-        head += [f"{k} -->", f"{k} cut", f"{k} found"]
+    for _, label in study.targets:
+        head += [f"{label} -->", f"{label} cut", f"{label} found"]
     out.append(table(head + ["target acc, ftcot scorer"], rows))
 
     out.append("\n#### Domain diagnostics of each trained run\n")
@@ -135,7 +191,7 @@ def tables(res: dict) -> str:
             [
                 "method",
                 "seed",
-                "held-out probe (step 150; majority 0.25)",
+                study.heldout,
                 "held-out head",
                 "held-out source CoT loss",
                 "held-out target CoT loss",
@@ -164,11 +220,13 @@ def write_between_markers(doc: Path, blocks: dict[str, str]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", type=Path, default=Path("results/study/results.json"))
+    parser.add_argument("results", nargs="?", type=Path, help="a report's results.json (default: the study's)")
+    parser.add_argument("--study", type=int, choices=sorted(STUDIES), default=1)
     parser.add_argument("--write", type=Path, action="append", metavar="DOC", help="fill DOC's generated blocks")
     args = parser.parse_args()
-    res = json.loads(args.results.read_text())
-    blocks = {"study-tables": tables(res), "study-headline": headline(res)}
+    study = STUDIES[args.study]
+    res = json.loads((args.results or Path(study.results)).read_text())
+    blocks = dict(zip(study.blocks, (tables(res, study), headline(res, study))))
     for doc in args.write or []:
         write_between_markers(doc, blocks)
     if not args.write:
