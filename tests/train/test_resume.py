@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -80,6 +81,19 @@ def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_pat
     assert steps == saved  # never at the last step: the final model supersedes a checkpoint there
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the child before exec: SIGINT at its default, whatever this test process inherited (a background job of a
+    non-interactive shell starts with SIGINT ignored, and prada keeps an inherited ignore)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _logged_a_step(run: Path) -> bool:
+    try:
+        return bool((run / "train_log.jsonl").read_text().strip())  # the file itself exists before the loop starts
+    except OSError:
+        return False
+
+
 def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(synth_dir, tmp_path):
     cfg = tiny_config(synth_dir, "method=prada", "train.max_steps=40", "train.save_every=0")
     full = train(cfg, tmp_path / "full", progress=False)
@@ -92,9 +106,10 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resume_ends_like_an_un
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_reaches_it,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not (run / "train_log.jsonl").exists():
+    while time.time() < deadline and not _logged_a_step(run):  # inside the loop, where Ctrl-C finishes the step
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -110,3 +125,29 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resume_ends_like_an_un
     a, b = _weights(full), _weights(run)
     assert a.keys() == b.keys()
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it_and_still_checkpoints_on_sigterm(synth_dir, tmp_path):
+    """A background job of a script starts with SIGINT ignored (Ctrl-C is for the foreground job): prada keeps that,
+    as Python does, instead of installing its finish-the-step handler for it; SIGTERM still checkpoints."""
+    cfg = tiny_config(synth_dir, "method=ft-cot", "train.max_steps=400", "train.save_every=0")
+    save_config(cfg, tmp_path / "cfg.yaml")
+    run = tmp_path / "background"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prada", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not _logged_a_step(run):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None, "Ctrl-C stopped a run that was started ignoring it"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Ctrl-C" not in err and "SIGTERM: finishing this step" in err
+    assert (run / "checkpoint" / "step.json").exists() and not (run / "train_done.json").exists()

@@ -83,9 +83,14 @@ def test_the_best_and_the_patience_survive_a_resume(synth_dir, tmp_path):
     with mock.patch("prada.train.loop.heldout_figures", _scripted(LOSSES)):
         full = train(cfg, tmp_path / "full", progress=False)
     fake = _scripted(LOSSES, interrupt_at=3)
-    with mock.patch("prada.train.loop.heldout_figures", fake):
-        with pytest.raises(TrainingInterrupted):
+    # Ctrl-C at Python's own handler, whatever this test process inherited (prada keeps an inherited ignore)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with mock.patch("prada.train.loop.heldout_figures", fake), pytest.raises(TrainingInterrupted):
             train(cfg, tmp_path / "cut", progress=False)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    with mock.patch("prada.train.loop.heldout_figures", fake):
         cut = tmp_path / "cut"
         assert json.loads((cut / "checkpoint" / "step.json").read_text())["step"] == 6
         assert json.loads((cut / "best" / "train_done.json").read_text())["steps"] == 4

@@ -85,7 +85,8 @@ def finish_step_on_interrupt(enabled: bool):
     """The first Ctrl-C, SIGTERM or SIGHUP sets a flag the loop reads after each step; a second one stops at once.
 
     Off with several processes: a rank that stops a step before the others would leave them waiting
-    in the gradient all-reduce.
+    in the gradient all-reduce. A signal the process was started ignoring stays ignored (a background job of a
+    script ignores Ctrl-C meant for the foreground; `nohup` ignores SIGHUP), as Python itself does for SIGINT.
     """
     flag = {"requested": False, "signum": signal.SIGINT}
     if not enabled or threading.current_thread() is not threading.main_thread():
@@ -99,7 +100,7 @@ def finish_step_on_interrupt(enabled: bool):
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(f"\nprada: {name}: finishing this step and writing a checkpoint (again to stop at once)", file=sys.stderr)
 
-    previous = {sig: signal.signal(sig, request) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, request) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
     try:
         yield flag
     finally:
