@@ -88,17 +88,16 @@ def test_eval_throughput_quick(tmp_path):
     assert out["same_predictions"] is True  # fp32: batched greedy decoding must give the per-example tokens
 
 
+def _ft_cot_on_tiny(script: str, synth_dir) -> list[str]:
+    """A run-config benchmark's arguments for ft-cot on configs/tiny.yaml and the session's synthetic data."""
+    return [script, "--config", "configs/tiny.yaml", "--set", f"data.data_dir={synth_dir}", "--method", "ft-cot"]
+
+
 def test_loss_curves_trains_both_runs_alike_but_for_the_switch(tmp_path, synth_dir):
     """Both runs log held-out losses at the same steps; the switched run's config differs in that key only."""
     out = _last_json(
         [
-            "benchmarks/loss_curves.py",
-            "--config",
-            "configs/tiny.yaml",
-            "--set",
-            f"data.data_dir={synth_dir}",
-            "--method",
-            "ft-cot",
+            *_ft_cot_on_tiny("benchmarks/loss_curves.py", synth_dir),
             "--switch",
             "train.freeze_embeddings=true",
             "--steps",
@@ -121,13 +120,7 @@ def test_parallel_runs_times_one_process_then_k_side_by_side(tmp_path, synth_dir
     """The lone run gets every core, the K side-by-side runs a share each; the ratio is their summed speed over it."""
     out = _last_json(
         [
-            "benchmarks/parallel_runs.py",
-            "--config",
-            "configs/tiny.yaml",
-            "--set",
-            f"data.data_dir={synth_dir}",
-            "--method",
-            "ft-cot",
+            *_ft_cot_on_tiny("benchmarks/parallel_runs.py", synth_dir),
             "--steps",
             "4",
             "--warmup",
