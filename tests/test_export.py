@@ -257,7 +257,7 @@ def test_scaled_rope_reads_the_same_under_transformers_4_57(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from prada.hf_compat import save_config_for_4x, save_tokenizer
-    from prada.train.backbones import build_byte_tokenizer
+    from prada.model_aliases import build_byte_tokenizer
 
     scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}
     scaling["original_max_position_embeddings"] = 16
