@@ -4,6 +4,9 @@
 # small outputs copied to RESULTS_DIR/runs/<run>/ in the run folder's layout, `prada report RESULTS_DIR`
 # rebuilds the (partial) report from those copies, and the lot is committed on its own. Weights never
 # leave runs/. Rerun it after an interruption: finished runs are skipped, an unfinished one resumes.
+# A run that finishes in this session also gets machine.json (CPU model, speed flags, cores, GPU): its
+# timings mean little without it. A checkpoint lives only in runs/, so a run unfinished when the machine goes
+# (a session's end) restarts from step 0 in a fresh checkout.
 #   bash scripts/study.sh [CONFIG [RESULTS_DIR]]   (defaults: configs/study-other.yaml, results/study)
 # A result file that git would ignore stops the script (exit 3) before anything is committed.
 # To stop early, send SIGTERM to the `prada run` process (not this script): it checkpoints and exits,
@@ -17,17 +20,37 @@ name=$("$bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]
 root=runs/$name
 mkdir -p "$dest/runs" "$root"
 
+# The machine this session runs on, as JSON: a run's timings (train_log, generation.json) mean little without it.
+machine_json() {
+  "$bin/python" - <<'PY'
+import json, os, re, shutil, subprocess, time
+info = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+model = re.search(r"^model name\s*:\s*(.*)$", info, re.M)
+found = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
+flags = set(found.group(1).split()) if found else set()
+speed = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags]
+gpu = ""
+if shutil.which("nvidia-smi"):
+    out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+    gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+print(json.dumps({"cpu": model.group(1).strip() if model else "unknown", "cores": os.cpu_count(), "speed_flags": speed,
+                  "gpu": gpu, "collected_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+PY
+}
+
 collect() {
-  local changed=0 run out f
+  local changed=0 run out f new_run
   for run in "$root"/runs/*/; do
     run=${run%/}
     [ -f "$run/eval.json" ] || continue
     grep -q '^method: \(prior\|zero-shot\)$' "$run/config.yaml" || [ -f "$run/explain/explain.json" ] || continue
     out="$dest/runs/$(basename "$run")"
+    new_run=0; [ -f "$out/eval.json" ] || new_run=1  # finished in this session (restored runs already have it)
     for f in config.yaml train_log.jsonl train_done.json eval.json predictions.jsonl generation.json explain/explain.json explain/explain.md; do
       [ -f "$run/$f" ] || continue
       if ! cmp -s "$run/$f" "$out/$f"; then mkdir -p "$(dirname "$out/$f")"; cp "$run/$f" "$out/$f"; changed=1; fi
     done
+    if [ "$new_run" = 1 ]; then machine_json >"$out/machine.json"; fi
   done
   [ -f "$root/experiment.yaml" ] && ! cmp -s "$root/experiment.yaml" "$dest/experiment.yaml" && cp "$root/experiment.yaml" "$dest/" && changed=1
   if [ "$changed" = 1 ]; then

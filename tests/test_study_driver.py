@@ -1,5 +1,6 @@
 """scripts/study.sh commits every finished run's small outputs, and stops loudly when git would ignore one."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -73,3 +74,20 @@ def test_driver_stops_loudly_when_git_would_ignore_a_result(repo):
     assert "results/s2/runs/" in out.stderr
     log = subprocess.run(["git", "log", "--oneline"], cwd=path, capture_output=True, text=True).stdout
     assert log == ""  # nothing half-committed
+
+
+def test_a_run_finished_in_this_session_records_its_machine_and_a_restored_one_does_not(repo):
+    path, env = repo
+    (path / ".gitignore").write_text("/runs/\n")
+    restored = path / "results/s2/runs/prior__f__seed0"  # finished in an earlier session, on another machine
+    restored.mkdir(parents=True)
+    (restored / "config.yaml").write_text("method: prior\n")
+    (restored / "eval.json").write_text('{"method": "prior"}\n')
+    out = _drive(path, env)
+    assert out.returncode == 0, out.stderr
+    assert "restored prior__f__seed0" in out.stdout
+    machine = json.loads((path / "results/s2/runs/zero-shot__f__seed0/machine.json").read_text())
+    assert machine["cores"] == os.cpu_count() and machine["cpu"] and isinstance(machine["speed_flags"], list)
+    committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
+    assert "results/s2/runs/zero-shot__f__seed0/machine.json" in committed
+    assert not (restored / "machine.json").exists()
