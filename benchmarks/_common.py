@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from prada.report.environment import cpu_model, cpu_speed_flags
+
 RESULT_TAG = "BENCH_RESULT "
 
 
@@ -51,33 +53,15 @@ def machine() -> str:
     """One line naming the hardware the figures come from."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    model = "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return (
         f"{model}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
     )
 
 
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
-
-
 def host_state() -> dict:
     """Load average and the CPU's speed-relevant flags: a figure from a busy or different machine says so."""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return {"load_average": [round(x, 2) for x in os.getloadavg()], "cpu_flags": [f for f in SPEED_FLAGS if f in flags]}
+    return {"load_average": [round(x, 2) for x in os.getloadavg()], "cpu_flags": cpu_speed_flags()}
 
 
 # --- memory ---------------------------------------------------------------------------------------

@@ -22,20 +22,11 @@ mkdir -p "$dest/runs" "$root"
 
 # The machine this session runs on, as JSON: a run's timings (train_log, generation.json) mean little without it.
 machine_json() {
-  "$bin/python" - <<'PY'
-import json, os, re, shutil, subprocess, time
-info = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-model = re.search(r"^model name\s*:\s*(.*)$", info, re.M)
-found = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
-flags = set(found.group(1).split()) if found else set()
-speed = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags]
-gpu = ""
-if shutil.which("nvidia-smi"):
-    out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
-    gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
-print(json.dumps({"cpu": model.group(1).strip() if model else "unknown", "cores": os.cpu_count(), "speed_flags": speed,
-                  "gpu": gpu, "collected_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
-PY
+  "$bin/python" -c 'import json, os, time, torch
+from prada.report.environment import cpu_model, cpu_speed_flags
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+print(json.dumps({"cpu": cpu_model(), "cores": os.cpu_count(), "speed_flags": cpu_speed_flags(), "gpu": gpu,
+                  "collected_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))'
 }
 
 collect() {

@@ -35,7 +35,9 @@ def repo(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "prada").write_text(FAKE_PRADA)
     (bin_dir / "prada").chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # a wrapper, not a symlink: a symlinked venv interpreter outside its venv loses the venv's packages
+    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
     env = {
         **os.environ,
         "PRADA_BIN": str(bin_dir),

@@ -18,6 +18,33 @@ def _version(name: str) -> str | None:
         return None
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+"""The CPU flags that change how fast prada trains and decodes (AVX2 only, AVX-512, bf16, AMX)."""
+
+
+def cpu_speed_flags() -> list[str]:
+    """The SPEED_FLAGS this CPU has (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in SPEED_FLAGS if f in flags]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def source_commit() -> str | None:
     """The git commit of the prada sources in use (`+dirty` with uncommitted changes), or None outside a checkout."""
     src = Path(__file__).resolve().parents[3]  # src/prada/report/ -> the repository root
