@@ -61,7 +61,7 @@ def variant_rows(lines: list[tuple[int, dict]]) -> list[str]:
 
 def eval_rows(lines: list[tuple[int, dict]]) -> list[str]:
     out = [
-        "| line | prompts x new tokens, batch | prada eval | batched `generate` | per-example `generate` | prada / batched | same token ids | host |",
+        "| line | prompts x new tokens, batch, dtype | prada eval | batched `generate` | per-example `generate` | prada / batched | same token ids | host |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for n, d in lines:
@@ -73,7 +73,7 @@ def eval_rows(lines: list[tuple[int, dict]]) -> list[str]:
             else (f"no ({d['n_different']} prada, {d.get('batched_n_different')} batched rows differ)")
         )
         out.append(
-            f"| {n} | {d['prompts']} x {d['max_new_tokens']}, {d['batch']} | {_f(d['prada_eval_tokens_per_s'])} "
+            f"| {n} | {d['prompts']} x {d['max_new_tokens']}, {d['batch']}, {d['dtype']} | {_f(d['prada_eval_tokens_per_s'])} "
             f"| {_f(d['batched_generate_tokens_per_s'])} | {_f(d['naive_tokens_per_s'])} "
             f"| {_f(d['eval_vs_batched_generate'], 2, 'x')} | {same} | {_host(d)} |"
         )
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> str:
     a = p.parse_args(argv)
     lines = [(i, json.loads(t)) for i, t in enumerate(Path(a.results).read_text().splitlines(), 1) if t.strip()]
     machines = sorted({d["machine"] for _, d in lines})
-    parts = [f"From `{a.results}` ({', '.join(machines)}; {lines[0][1]['model']}, {lines[0][1]['dtype']}):", ""]
+    dtypes = sorted({d["dtype"] for _, d in lines})
+    parts = [f"From `{a.results}` ({', '.join(machines)}; {lines[0][1]['model']}, {' and '.join(dtypes)}):", ""]
     for rows in (train_rows(lines), variant_rows(lines), eval_rows(lines)):
         if len(rows) > 2:
             parts += [*rows, ""]

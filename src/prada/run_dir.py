@@ -99,20 +99,34 @@ def weights_fingerprint(run_dir: Path) -> str:
 # --- device and precision -------------------------------------------------------------------------------
 
 
-def bf16_supported(cpuinfo: str | None = None) -> bool:
-    """Whether bf16 autocast pays here: a GPU that supports it, or a CPU with AMX (its bf16 matrix unit).
-
-    A CPU with avx512-bf16 but no AMX has bf16 instructions yet trains slower under autocast than in fp32
-    (measured side by side in docs/scale.md), so `auto` keeps fp32 there. `cpuinfo`: /proc/cpuinfo's text.
-    """
-    if cpuinfo is None and torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first CPU's `key: value` lines of /proc/cpuinfo (`cpuinfo`: its text; {} where there is none)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
-    return "amx_bf16" in cpuinfo.split()
+            return {}
+    lines = cpuinfo.strip().split("\n\n")[0].splitlines()
+    return {key.strip(): value.strip() for key, sep, value in (line.partition(":") for line in lines) if sep}
+
+
+def bf16_supported(cpuinfo: str | None = None) -> bool:
+    """Whether bf16 autocast pays here: a GPU that supports it, or a CPU whose bf16 matrix products were
+    measured faster than its fp32 ones (docs/scale.md): Intel's AMX, or AMD's Zen 5 (family 26), whose
+    avx512-bf16 runs at full 512-bit width.
+
+    An Intel CPU with avx512-bf16 but no AMX has bf16 instructions yet trains slower under autocast than in
+    fp32, and Zen 4 (family 25) is unmeasured, so `auto` keeps fp32 there. `cpuinfo`: /proc/cpuinfo's text.
+    """
+    if cpuinfo is None and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = cpu_fields(cpuinfo)
+    flags = cpu.get("flags", "").split()
+    if "amx_bf16" in flags:
+        return True
+    family = cpu.get("cpu family", "")
+    zen5_or_later = cpu.get("vendor_id") == "AuthenticAMD" and family.isdigit() and int(family) >= 26
+    return zen5_or_later and "avx512_bf16" in flags
 
 
 def resolve_precision(precision: str) -> str:
@@ -133,7 +147,7 @@ def default_device() -> torch.device:
 
 
 def make_accelerator(precision: str):
-    """accelerate handles devices and processes; bf16 autocast where it pays (GPUs, CPUs with AMX)."""
+    """accelerate handles devices and processes; bf16 autocast where it pays (`bf16_supported`)."""
     from accelerate import Accelerator
 
     # cpu=True without a GPU: under `accelerate launch --multi_gpu` / torchrun (LOCAL_RANK set) the

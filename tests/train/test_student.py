@@ -186,3 +186,36 @@ def test_freeze_embeddings_drops_only_the_embedding_gradient(synth_dir, method):
         assert torch.allclose(loss_on[k], loss_off[k]), k
     for n in g_on:
         assert torch.allclose(g_on[n], g_off[n], atol=1e-6), n
+
+
+@pytest.mark.parametrize("method", ["ft-cot", "prada"])
+def test_bf16_autocast_stays_within_a_stated_tolerance_of_fp32(synth_dir, method):
+    """train.precision=bf16 changes the arithmetic (bf16 matrix products, fp32 weights and losses), so it is
+    held to a tolerance, not equality: every loss within 2% of fp32's and the whole gradient within 0.99
+    cosine of it; and it is not fp32 in disguise (the losses differ)."""
+    items_text = [
+        ("Q: 2 + 3? ###", " 2 + 3 = 5 --> 5", 0),
+        ("Q: a longer question about coins? ###", " heads --> yes", 1),
+    ]
+    runs = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        student, tok = build_student(tiny_config(synth_dir, f"method={method}"), num_domains=3)
+        student.eval()
+        src = collate(
+            [TrainItem(tok(q)["input_ids"], tok(t)["input_ids"], d) for q, t, d in items_text], tok.pad_token_id
+        )
+        target = collate(
+            [TrainItem(tok("Which day is it? ###")["input_ids"], [], 2)], tok.pad_token_id, with_labels=False
+        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses, _ = student(src, target if student.wants_target else None, lam=0.5)
+        sum(losses.values()).backward()
+        grads = torch.cat([p.grad.flatten() for p in student.parameters() if p.grad is not None])
+        runs[bf16] = ({k: v.item() for k, v in losses.items()}, grads)
+    (loss32, grad32), (loss16, grad16) = runs[False], runs[True]
+    assert grad16.dtype == torch.float32 and grad16.shape == grad32.shape
+    for k in loss32:
+        assert abs(loss16[k] - loss32[k]) <= 0.02 * abs(loss32[k]), (k, loss16[k], loss32[k])
+    assert any(loss16[k] != loss32[k] for k in loss32)
+    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) >= 0.99

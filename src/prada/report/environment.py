@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from prada.run_dir import CONFIG, EVAL, cpu_fields
+
 PACKAGES = ("torch", "transformers", "peft", "accelerate")
 
 
@@ -24,25 +26,18 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx
 
 def cpu_speed_flags() -> list[str]:
     """The SPEED_FLAGS this CPU has (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [f for f in SPEED_FLAGS if f in flags]
-    except OSError:
-        pass
-    return []
+    flags = set(cpu_fields().get("flags", "").split())
+    return [f for f in SPEED_FLAGS if f in flags]
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU's model name with its family and model numbers (Linux /proc/cpuinfo: a bare "AMD EPYC" says
+    neither Zen 4 nor Zen 5), else the platform's processor string."""
+    cpu = cpu_fields()
+    if "model name" not in cpu:
+        return platform.processor() or "unknown"
+    numbers = ", ".join(f"{key} {cpu[key]}" for key in ("cpu family", "model") if key in cpu)
+    return f"{cpu['model name']} ({numbers})" if numbers else cpu["model name"]
 
 
 def source_commit() -> str | None:
@@ -66,7 +61,6 @@ def source_commit() -> str | None:
 def runs_wall_time(run_dirs: list[Path]) -> float | None:
     """Seconds from the first run's config.yaml to the last eval.json (file times): training and evaluation of
     every run, including any pause between sessions; None when a file is missing."""
-    from prada.run_dir import CONFIG, EVAL
 
     try:
         start = min((Path(d) / CONFIG).stat().st_mtime for d in run_dirs)
