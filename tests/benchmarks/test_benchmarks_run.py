@@ -144,3 +144,44 @@ def test_parallel_runs_times_one_process_then_k_side_by_side(tmp_path, synth_dir
         for n in ("lone", *side)
     }
     assert len({round(v, 4) for v in losses.values()}) == 1, losses
+
+
+def test_eval_precision_times_the_run_under_each_precision_on_copies(tmp_path, counting_model, counting_data):
+    """Each copy differs from the run in train.precision alone; the fp32 copy answers as `prada eval` of the
+    run itself does; the run folder gets nothing new."""
+    from tiny import tiny_config
+
+    from prada.evaluation.evaluate import evaluate_run
+    from prada.train.loop import train
+
+    cfg = tiny_config(
+        counting_data,
+        "method=ft-cot",
+        f"student.model={counting_model}",
+        "data.benchmark=none",
+        "data.datasets=[]",
+        "data.target_domains=[other]",
+        "train.max_steps=2",
+        "train.save_every=0",
+        "train.precision=fp32",
+        "eval.max_new_tokens=32",
+    )
+    run = train(cfg, tmp_path / "run", progress=False)
+    questions = counting_data / "counting" / "test.jsonl"
+    evaluate_run(run, data=str(questions), out=str(tmp_path / "own.json"), progress=False)
+    before = sorted(p.name for p in run.iterdir())
+    out = _last_json(
+        ["benchmarks/eval_precision.py", "--run", str(run), "--data", str(questions), "--limit", "5"]
+        + ["--workdir", str(tmp_path / "work")]
+    )
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert out["items"] == 5 and out["fp32_seconds_per_item"] > 0 and out["bf16_seconds_per_item"] > 0
+    assert out["fp32_new_tokens_per_item"] > 4  # the counting student writes long, prompt-dependent answers
+    for precision in ("fp32", "bf16"):
+        lines = (tmp_path / "work" / precision / "config.yaml").read_text().splitlines()
+        diff = [(a, b) for a, b in zip((run / "config.yaml").read_text().splitlines(), lines) if a != b]
+        assert diff == ([] if precision == "fp32" else [("  precision: fp32", "  precision: bf16")])
+    own = {r["id"]: r["output"] for r in map(json.loads, (tmp_path / "own.predictions.jsonl").read_text().splitlines())}
+    copy = (tmp_path / "work" / "fp32" / "bench.predictions.jsonl").read_text().splitlines()
+    assert [json.loads(r)["output"] for r in copy] == [own[json.loads(r)["id"]] for r in copy]
+    assert 0 <= out["same_outputs"] <= 5
