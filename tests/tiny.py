@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from prada.config import RunConfig, load_config
@@ -147,3 +148,10 @@ def two_process_env(env: dict, tmp: Path) -> dict:
     """ACCELERATE_USE_CPU makes each rank join a gloo group; HF_HOME points at an empty folder so no
     ~/.cache/huggingface/accelerate/default_config.yaml can change the launch."""
     return {**env, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp)}
+
+
+def stop_signals_at_default() -> None:
+    """A child's preexec_fn: SIGINT/SIGHUP at their defaults, whatever the test process inherited (under `nohup`
+    or as a script's background job they start ignored, and prada keeps an inherited ignore)."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)

@@ -244,6 +244,9 @@ class TrainConfig:
     gradients either way (tested). auto: on on the CPU, where FLOPs bound the step; off elsewhere,
     where a GPU step is bound by kernel launches and the extra pass costs more than it saves; off with
     gradient_checkpointing, which drops the KV cache inside the layers (on is then an error)."""
+    fused_adamw: Switch = "auto"
+    """Device switch, auto | on | off: AdamW's fused kernel (on) or its multi-tensor foreach form (off). The same
+    update in another summation order (tested to a stated tolerance). auto: on, on the CPU and on GPUs alike."""
     mix_domains: bool = True
     """Length-grouped batches stratified by domain (each batch follows the source mix). false: sorted by raw
     length, less padding but nearly single-domain batches (docs/scale.md has both measured)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from reliability.harness import cli_error
-from tiny import tiny_config
+from tiny import stop_signals_at_default, tiny_config
 
 from prada.errors import PradaError
 
@@ -101,15 +101,8 @@ def _start_training(run: Path, data_dir: Path) -> subprocess.Popen:
     # output to a file, not a pipe: nobody reads a pipe while the test waits, and a full one blocks the child
     out = open(run.parent / f"{run.name}.out", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=_stop_signals_at_default
+        argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=stop_signals_at_default
     )
-
-
-def _stop_signals_at_default() -> None:
-    """In the child before exec: SIGINT/SIGHUP at their defaults, whatever this test process inherited (under
-    `nohup` or as a script's background job they start ignored, and prada keeps an inherited ignore)."""
-    for sig in (signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
 
 
 def _wait_for_log(proc: subprocess.Popen, run: Path, lines: int = 2, timeout: float = 120) -> None:

@@ -88,3 +88,40 @@ def test_step_share_counts_the_label_tokens_of_every_process(synth_dir):
         for b in per_rank:
             share = b.share(step)
             assert share.label_tokens * world == counted and share.micro_batches == 3
+
+
+def test_fused_adamw_takes_the_foreach_steps_to_a_stated_tolerance_and_a_resume_takes_this_runs_form(
+    synth_dir, tmp_path
+):
+    """train.fused_adamw: on (the fused kernel) and off (foreach) are the same update in another summation order:
+    six prada steps log losses within 1e-5 of each other and end with weights within 1e-5. A run resumed from
+    a checkpoint of the other form steps in its own switch's form (a restored optimizer brings the saved one)."""
+    from safetensors.torch import load_file
+
+    from prada.train.loop import build_optimizer, prepare
+
+    runs = {}
+    for switch in ("on", "off"):
+        cfg = tiny_config(
+            synth_dir, "method=prada", "train.max_steps=6", "train.precision=fp32", f"train.fused_adamw={switch}"
+        )
+        run = train(cfg, tmp_path / switch, progress=False)
+        assert json.loads((run / "train_done.json").read_text())["switches"]["fused_adamw"] is (switch == "on")
+        logs = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+        weights = {k: v for f in sorted((run / "model").glob("*.safetensors")) for k, v in load_file(f).items()}
+        runs[switch] = ([r["lm_loss"] for r in logs], [r["domain_loss"] for r in logs], weights)
+    (lm_on, dom_on, w_on), (lm_off, dom_off, w_off) = runs["on"], runs["off"]
+    assert len(lm_on) == 6 and lm_on == pytest.approx(lm_off, abs=1e-5) and dom_on == pytest.approx(dom_off, abs=1e-5)
+    assert w_on.keys() == w_off.keys() and max((w_on[k] - w_off[k]).abs().max().item() for k in w_on) <= 1e-5
+    assert any(not torch.equal(w_on[k], w_off[k]) for k in w_on)  # two forms, not one code path twice
+
+    from prada.train.checkpoint import save_checkpoint
+
+    run_dir = tmp_path / "resumed"  # a checkpoint of a prada version whose auto meant foreach on the CPU
+    cfg = tiny_config(synth_dir, "method=ft-cot", "train.max_steps=4")
+    model, optimizer, _ = build_optimizer(prepare(cfg, run_dir))
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = None, True
+    save_checkpoint(run_dir, model, optimizer, step=2)
+    _, optimizer, start = build_optimizer(prepare(cfg, run_dir))
+    assert start == 2 and all(g["fused"] is True and g["foreach"] is None for g in optimizer.param_groups)

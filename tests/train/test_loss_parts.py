@@ -121,7 +121,7 @@ def test_snapshots_are_runs_that_eval_reads_and_switches_are_recorded(synth_dir,
 
     cfg = tiny_config(synth_dir, "method=ft-cot", "train.max_steps=4", "train.snapshot_steps=[2]")
     run = train(cfg, tmp_path / "r", progress=True)
-    assert "switches: share_prompt_prefix on, weight_first_linears" in capsys.readouterr().err
+    assert "switches: share_prompt_prefix on, fused_adamw on, weight_first_linears" in capsys.readouterr().err
     done = json.loads((run / "train_done.json").read_text())
     assert done["switches"]["share_prompt_prefix"] is True  # auto on the CPU
     snap = run / "snapshots" / "step-2"

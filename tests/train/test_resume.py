@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from tiny import tiny_config
+from tiny import stop_signals_at_default, tiny_config
 
 from prada.config import save_config
 from prada.errors import PradaError
@@ -81,12 +81,6 @@ def test_checkpoints_by_step_count_and_by_time_since_the_last(synth_dir, tmp_pat
     assert steps == saved  # never at the last step: the final model supersedes a checkpoint there
 
 
-def _ctrl_c_reaches_it() -> None:
-    """In the child before exec: SIGINT at its default, whatever this test process inherited (a background job of a
-    non-interactive shell starts with SIGINT ignored, and prada keeps an inherited ignore)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _logged_a_step(run: Path) -> bool:
     try:
         return bool((run / "train_log.jsonl").read_text().strip())  # the file itself exists before the loop starts
@@ -106,7 +100,7 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resume_ends_like_an_un
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ctrl_c_reaches_it,
+        preexec_fn=stop_signals_at_default,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not _logged_a_step(run):  # inside the loop, where Ctrl-C finishes the step

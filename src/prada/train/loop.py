@@ -333,8 +333,8 @@ def build_optimizer(run: Run) -> tuple[torch.nn.Module, torch.optim.Optimizer, i
     Returns the student and optimizer as accelerate wrapped them, and the first step to run.
     """
     student, cfg = run.student, run.cfg
-    # multi-tensor AdamW: fused kernels on a GPU, foreach on the CPU (the default there is a per-tensor loop)
-    fused = torch.cuda.is_available()
+    # fused or multi-tensor (foreach) AdamW; torch's default on the CPU would be a per-tensor loop
+    fused = run.switches["fused_adamw"]
     optimizer = torch.optim.AdamW(
         student.param_groups(cfg), lr=cfg.train.lr, fused=fused or None, foreach=None if fused else True
     )
@@ -345,6 +345,8 @@ def build_optimizer(run: Run) -> tuple[torch.nn.Module, torch.optim.Optimizer, i
     model, optimizer = run.accelerator.prepare(student, optimizer)
     if checkpoint is not None and is_accelerate_checkpoint(checkpoint):  # load_state restores prepared objects
         start = load_accelerate_checkpoint(checkpoint, run.accelerator, model)
+    for group in optimizer.param_groups:  # a restored optimizer brings the saved run's form back: this run's switch
+        group["fused"], group["foreach"] = (True, None) if fused else (None, True)
     return model, optimizer, start
 
 
