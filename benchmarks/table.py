@@ -80,15 +80,33 @@ def eval_rows(lines: list[tuple[int, dict]]) -> list[str]:
     return out
 
 
+def eval_precision_rows(lines: list[tuple[int, dict]]) -> list[str]:
+    out = [
+        "| line | run, questions | fp32 s / item | bf16 s / item | bf16 speed-up | new tokens / item (fp32, bf16) | same text | host |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, d in lines:
+        if d["benchmark"] != "eval_precision":
+            continue
+        out.append(
+            f"| {n} | `{Path(d['run']).name}`, {d['items']} of {Path(d['data']).name} | {_f(d['fp32_seconds_per_item'], 3)} "
+            f"| {_f(d['bf16_seconds_per_item'], 3)} | {_f(d['bf16_vs_fp32_seconds_per_item'], 2, 'x')} "
+            f"| {_f(d['fp32_new_tokens_per_item'])}, {_f(d['bf16_new_tokens_per_item'])} "
+            f"| {d['same_outputs']} of {d['items']} | {_host(d)} |"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", help="a .jsonl file of benchmark result lines")
     a = p.parse_args(argv)
     lines = [(i, json.loads(t)) for i, t in enumerate(Path(a.results).read_text().splitlines(), 1) if t.strip()]
     machines = sorted({d["machine"] for _, d in lines})
-    dtypes = sorted({d["dtype"] for _, d in lines})
-    parts = [f"From `{a.results}` ({', '.join(machines)}; {lines[0][1]['model']}, {' and '.join(dtypes)}):", ""]
-    for rows in (train_rows(lines), variant_rows(lines), eval_rows(lines)):
+    dtypes = sorted({d["dtype"] for _, d in lines if "dtype" in d})
+    models = sorted({d["model"] for _, d in lines if "model" in d})
+    parts = [f"From `{a.results}` ({'; '.join(machines)}; {', '.join(models)}, {' and '.join(dtypes)}):", ""]
+    for rows in (train_rows(lines), variant_rows(lines), eval_rows(lines), eval_precision_rows(lines)):
         if len(rows) > 2:
             parts += [*rows, ""]
     text = "\n".join(parts)

@@ -57,3 +57,22 @@ def test_auto_precision_picks_bf16_only_on_a_cpu_measured_faster_in_it(vendor, f
     first = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nflags\t\t: {flags}\n"
     second = "processor\t: 1\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nflags\t\t: amx_bf16\n"
     assert bf16_supported(f"{first}\n{second}") is bf16  # the first CPU's lines decide
+
+
+def test_one_process_can_start_runs_at_two_precisions_one_after_the_other(monkeypatch):
+    """train() called twice as a library (benchmarks/loss_curves.py: fp32, then bf16): accelerate keeps one
+    state per process and refused the second precision; make_accelerator lets it change, and resets nothing
+    when the precision is the same."""
+    from accelerate.state import AcceleratorState
+
+    from prada.run_dir import make_accelerator
+
+    resets = []
+    reset = AcceleratorState._reset_state
+    monkeypatch.setattr(AcceleratorState, "_reset_state", lambda **kw: resets.append(kw) or reset(**kw))
+    assert make_accelerator("fp32").mixed_precision == "no"
+    resets.clear()  # whatever an earlier test of this process left
+    assert make_accelerator("bf16").mixed_precision == "bf16"
+    assert make_accelerator("bf16").mixed_precision == "bf16"
+    assert make_accelerator("fp32").mixed_precision == "no"
+    assert resets == [{"reset_partial_state": False}] * 2  # bf16 after fp32, fp32 after bf16: the process group stays

@@ -170,3 +170,15 @@ def enable_activation_checkpointing(lm) -> None:
 def checkpointed_layers(lm) -> int:
     """How many modules of `lm` (a peft wrapper too) run with activation checkpointing on."""
     return sum(bool(getattr(m, "gradient_checkpointing", False)) for m in lm.modules())
+
+
+def allow_another_mixed_precision(mixed_precision: str) -> None:
+    """Let this process start an Accelerator at another mixed precision than an earlier one did (`train()` called
+    twice as a library, e.g. benchmarks/loss_curves.py's fp32 and bf16 runs): accelerate keeps one
+    AcceleratorState per process and refuses a second precision. Only that state is reset; the process group
+    (PartialState) stays, and nothing changes when the precision is the same or no Accelerator exists yet."""
+    from accelerate.state import AcceleratorState
+
+    earlier = AcceleratorState._shared_state.get("_mixed_precision")
+    if earlier is not None and earlier != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)

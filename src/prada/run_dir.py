@@ -150,11 +150,13 @@ def make_accelerator(precision: str):
     """accelerate handles devices and processes; bf16 autocast where it pays (`bf16_supported`)."""
     from accelerate import Accelerator
 
+    from prada.hf_compat import allow_another_mixed_precision
+
+    mixed_precision = "bf16" if resolve_precision(precision) == "bf16" else "no"
+    allow_another_mixed_precision(mixed_precision)
     # cpu=True without a GPU: under `accelerate launch --multi_gpu` / torchrun (LOCAL_RANK set) the
     # processes then join a gloo group; otherwise each would silently train alone at world size 1.
-    return Accelerator(
-        mixed_precision="bf16" if resolve_precision(precision) == "bf16" else "no", cpu=not torch.cuda.is_available()
-    )
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
 
 
 def resolve_switches(cfg: RunConfig, device: torch.device | str) -> dict[str, bool]:

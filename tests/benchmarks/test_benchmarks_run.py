@@ -185,3 +185,16 @@ def test_eval_precision_times_the_run_under_each_precision_on_copies(tmp_path, c
     copy = (tmp_path / "work" / "fp32" / "bench.predictions.jsonl").read_text().splitlines()
     assert [json.loads(r)["output"] for r in copy] == [own[json.loads(r)["id"]] for r in copy]
     assert 0 <= out["same_outputs"] <= 5
+
+
+def test_table_prints_each_kind_of_result_line_from_the_committed_results():
+    """benchmarks/table.py turns a results file into the README's tables: every train, variant, eval and
+    eval-precision line of the committed Zen 5 file lands in its table, numbered by its line."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from table import main
+
+    text = main([str(REPO / "benchmarks" / "results" / "issue23-zen5.jsonl")])
+    assert "| 4 | folder:data/study2/synth2real, 8 steps, target batch 4 | 205.2 | 159.5 | 175.0 |" in text
+    assert "| 4 | `prada@train.precision=bf16` | 324.0 | 2.03x |" in text
+    assert "| 3 | 32 x 128, 32, bf16 | 400.9 | 337.5 |" in text
+    assert "| 5 | `ft-cot-tlm__real__seed0`, 209 of dev-real.jsonl | 0.406 | 0.198 | 2.06x |" in text
