@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dtype",
         default="auto",
         choices=["auto", "bf16", "fp32"],
-        help="auto: bf16 where it pays (GPUs, CPUs with AMX, AMD Zen 5), else fp32, as train.precision=auto",
+        help="auto: bf16 where it pays (GPUs, CPUs with AMX), else fp32, as train.precision=auto",
     )
     p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
     p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")

@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dtype",
         default="auto",
         choices=["auto", "bf16", "fp32"],
-        help="auto: bf16 where it pays (GPUs, CPUs with AMX, AMD Zen 5), else fp32, as train.precision=auto",
+        help="auto: bf16 where it pays (GPUs, CPUs with AMX), else fp32, as train.precision=auto",
     )
     p.add_argument(
         "--steps", type=int, default=None, help="measured steps per contender (default 6 CPU / 30 GPU; --quick: 3)"

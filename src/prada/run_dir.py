@@ -111,22 +111,15 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
 
 
 def bf16_supported(cpuinfo: str | None = None) -> bool:
-    """Whether bf16 autocast pays here: a GPU that supports it, or a CPU whose bf16 matrix products were
-    measured faster than its fp32 ones (docs/scale.md): Intel's AMX, or AMD's Zen 5 (family 26), whose
-    avx512-bf16 runs at full 512-bit width.
+    """Whether `auto` takes bf16 autocast: a GPU that supports it, or a CPU with AMX (its bf16 matrix unit).
 
-    An Intel CPU with avx512-bf16 but no AMX has bf16 instructions yet trains slower under autocast than in
-    fp32, and Zen 4 (family 25) is unmeasured, so `auto` keeps fp32 there. `cpuinfo`: /proc/cpuinfo's text.
+    An Intel CPU with avx512-bf16 but no AMX trains slower under autocast than in fp32. AMD's Zen 5 (family 26)
+    trains about 2x faster under it, but prada's held-out loss there was not shown equal to fp32's (docs/scale.md),
+    so `auto` keeps fp32 and `train.precision=bf16` is the user's explicit choice. `cpuinfo`: /proc/cpuinfo's text.
     """
     if cpuinfo is None and torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    cpu = cpu_fields(cpuinfo)
-    flags = cpu.get("flags", "").split()
-    if "amx_bf16" in flags:
-        return True
-    family = cpu.get("cpu family", "")
-    zen5_or_later = cpu.get("vendor_id") == "AuthenticAMD" and family.isdigit() and int(family) >= 26
-    return zen5_or_later and "avx512_bf16" in flags
+    return "amx_bf16" in cpu_fields(cpuinfo).get("flags", "").split()
 
 
 def resolve_precision(precision: str) -> str:
