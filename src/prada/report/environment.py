@@ -61,7 +61,6 @@ def source_commit() -> str | None:
 def runs_wall_time(run_dirs: list[Path]) -> float | None:
     """Seconds from the first run's config.yaml to the last eval.json (file times): training and evaluation of
     every run, including any pause between sessions; None when a file is missing."""
-
     try:
         start = min((Path(d) / CONFIG).stat().st_mtime for d in run_dirs)
         end = max((Path(d) / EVAL).stat().st_mtime for d in run_dirs)

@@ -334,10 +334,8 @@ def build_optimizer(run: Run) -> tuple[torch.nn.Module, torch.optim.Optimizer, i
     """
     student, cfg = run.student, run.cfg
     # fused or multi-tensor (foreach) AdamW; torch's default on the CPU would be a per-tensor loop
-    fused = run.switches["fused_adamw"]
-    optimizer = torch.optim.AdamW(
-        student.param_groups(cfg), lr=cfg.train.lr, fused=fused or None, foreach=None if fused else True
-    )
+    form = {"fused": True, "foreach": None} if run.switches["fused_adamw"] else {"fused": None, "foreach": True}
+    optimizer = torch.optim.AdamW(student.param_groups(cfg), lr=cfg.train.lr, **form)
     start = 0
     checkpoint = find_checkpoint(run.out_dir)
     if checkpoint is not None and not is_accelerate_checkpoint(checkpoint):
@@ -346,7 +344,7 @@ def build_optimizer(run: Run) -> tuple[torch.nn.Module, torch.optim.Optimizer, i
     if checkpoint is not None and is_accelerate_checkpoint(checkpoint):  # load_state restores prepared objects
         start = load_accelerate_checkpoint(checkpoint, run.accelerator, model)
     for group in optimizer.param_groups:  # a restored optimizer brings the saved run's form back: this run's switch
-        group["fused"], group["foreach"] = (True, None) if fused else (None, True)
+        group.update(form)
     return model, optimizer, start
 
 
