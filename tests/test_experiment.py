@@ -114,6 +114,27 @@ def test_changed_config_is_not_silently_reused(experiment):
         run_experiment(TINY_RUN, [*overrides, "train.max_steps=13"], progress=False, log=None)
 
 
+def test_a_run_saved_before_a_switch_existed_matches_a_plan_that_leaves_it_at_its_default(tmp_path):
+    """A study resumed after prada gained a config key: the old run folders' config.yaml lack the key."""
+    import yaml
+
+    from prada.config import config_to_dict
+    from prada.experiment import check_not_stale
+
+    run = next(r for r in plan_runs(load_experiment(TINY_RUN), tmp_path) if r.method == "prada")
+    saved = config_to_dict(run.config)
+    del saved["train"]["fused_adamw"]  # as written by a prada without that switch
+    run.dir.mkdir(parents=True)
+    (run.dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    check_not_stale(run)  # the planned value is the default: the same config
+
+    planned_off = next(
+        r for r in plan_runs(load_experiment(TINY_RUN, ["train.fused_adamw=off"]), tmp_path) if r.method == "prada"
+    )
+    with pytest.raises(PradaError, match=r"different config \(train.fused_adamw: 'auto' saved, 'off' planned\)"):
+        check_not_stale(planned_off)
+
+
 def test_embedded_default_loads_and_plans(tmp_path):
     exp = load_experiment(None)
     assert default_config_path().exists() and exp.name == "default"

@@ -33,7 +33,7 @@ from prada.data.registry import name_problem, ordered_domains
 from prada.errors import ConfigError, PradaError
 from prada.io import atomic_write_text, folder_lock
 from prada.methods.registry import METHODS, method_spec
-from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN_JSON
+from prada.run_dir import CONFIG, DONE, EVAL, EXPLAIN_JSON, config_differences
 
 PROTOCOLS = ("in-domain", "leave-one-domain-out", "explicit")
 RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("method", "seed"))
@@ -290,24 +290,16 @@ def plan_runs(exp: ExperimentConfig, root: Path) -> list[PlannedRun]:
 
 
 def _stale_keys(run: PlannedRun) -> list[str]:
-    """Config keys where the run folder's saved config differs from the planned one."""
+    """Config keys where the run folder's saved config differs from the planned one.
+
+    The saved file is read as any config is: a key it lacks takes its default, so a run saved by an
+    older prada (before a switch existed) still matches a plan that leaves that switch at its default.
+    """
     try:
-        saved = read_yaml_mapping(run.dir / CONFIG, "run config")
+        saved = load_config(run.dir / CONFIG)
     except ConfigError as e:
         raise PradaError(f"{e}; delete {run.dir} to run it again") from None
-    planned = config_to_dict(run.config)
-
-    def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-        out = []
-        for k in sorted(set(a) | set(b)):
-            x, y = a.get(k), b.get(k)
-            if isinstance(x, dict) and isinstance(y, dict):
-                out += diff(x, y, f"{prefix}{k}.")
-            elif x != y:
-                out.append(f"{prefix}{k}: {x!r} -> {y!r}")
-        return out
-
-    return diff(saved, planned)
+    return config_differences(saved, run.config, where=("saved", "planned"))
 
 
 def check_not_stale(run: PlannedRun) -> None:
