@@ -21,7 +21,6 @@ from prada.config import (
     RunConfig,
     cast_value,
     config_path,
-    config_to_dict,
     load_config,
     merge,
     nest,
