@@ -53,3 +53,24 @@ def test_dann_schedule():
     assert grl_lambda(0.3, 0.2, schedule="constant") == 0.2
     values = [grl_lambda(p / 10, 1.0) for p in range(11)]
     assert values == sorted(values)
+
+
+def test_the_domain_head_and_its_reversed_gradient_stay_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    adversary = Adversary(hidden_size=16, num_domains=2, head_hidden=8, layer=-1)
+    adversary.eval()  # no dropout: the two passes must see the same head
+    features = torch.randn(6, 16)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+
+    def run(autocast: bool):
+        x = features.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = adversary.head(reverse_gradient(x, 0.5))
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        return logits, x.grad
+
+    logits_fp32, grad_fp32 = run(autocast=False)
+    logits_bf16, grad_bf16 = run(autocast=True)
+    assert logits_bf16.dtype == grad_bf16.dtype == torch.float32
+    assert torch.equal(logits_bf16, logits_fp32) and torch.equal(grad_bf16, grad_fp32)

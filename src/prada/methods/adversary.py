@@ -45,8 +45,10 @@ class DomainHead(nn.Module):
             )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features: (..., H) -> logits (..., K). Runs in fp32 for a stable small head under autocast."""
-        return self.net(features.float())
+        """features: (..., H) -> logits (..., K). Runs in fp32 even under bf16 autocast (which would otherwise
+        cast its linears down): the head is tiny, and its reversed gradient is what reaches the features."""
+        with torch.autocast(features.device.type, enabled=False):
+            return self.net(features.float())
 
 
 class Adversary(nn.Module):
