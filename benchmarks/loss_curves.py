@@ -4,17 +4,20 @@
         --steps 200 --workdir /tmp/lc-freeze
 
 Trains the config's method (or --method) twice with the same seed, data order and settings (`--set` overrides apply to both), once
-as it is and once with `--switch`, logging the held-out source CoT loss every `--eval-every` steps
+as it is and once with `--switch`, for each of `--seeds` (a pair per seed: one seed's trajectory says little
+where training is noisy, as prada's adversarial game is), logging the held-out source CoT loss every `--eval-every` steps
 (`train.eval_every`: rationales of up to 32 test questions per domain, never trained on). Prints one JSON
 line: both curves, the last held-out losses and their ratio, the mean logged training tokens/s of each
 run (a speed figure only when the machine was otherwise idle: see `host_before`/`host_after`; the
-side-by-side speed figures come from train_throughput.py), and draws both curves in one PNG.
+side-by-side speed figures come from train_throughput.py), per seed the two last held-out losses and their
+ratio with the geometric mean of those ratios, and draws every curve in one PNG.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,14 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", default=None, help="override the config's method")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0], help="comma list, e.g. 0,1,2")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE for both runs (repeatable)")
     p.add_argument("--workdir", required=True, help="the two run folders go here (kept: resumable, inspectable)")
     p.add_argument("--plot", default=None, help="PNG path (default WORKDIR/loss_curves.png)")
     return p.parse_args(argv)
 
 
-def run_config(a: argparse.Namespace, extra: list[str]):
+def run_config(a: argparse.Namespace, seed: int, extra: list[str]):
     from prada.config import load_config
 
     method = [f"method={a.method}"] if a.method else []
@@ -47,7 +50,7 @@ def run_config(a: argparse.Namespace, extra: list[str]):
         a.config,
         [
             *method,
-            f"seed={a.seed}",
+            f"seed={seed}",
             f"train.max_steps={a.steps}",
             f"train.eval_every={a.eval_every}",
             "train.save_every=25",
@@ -69,18 +72,28 @@ def curve(run: Path) -> dict:
     }
 
 
-def plot(curves: dict[str, dict], path: Path, title: str) -> None:
+def plot(runs: dict[tuple[int, str], dict], path: Path, title: str) -> None:
+    """Held-out curves: a colour per arm, a line style per seed; with one seed also the faint training losses."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    arms = list(dict.fromkeys(name for _, name in runs))
+    seeds = list(dict.fromkeys(seed for seed, _ in runs))
+    styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for name, c in curves.items():
+    for (seed, name), c in runs.items():
+        colour = f"C{arms.index(name)}"
         held = c["heldout_lm_loss_source"]
-        ax.plot(list(held), list(held.values()), marker="o", label=f"{name}: held-out source CoT loss")
-        train = c["train_lm_loss"]
-        ax.plot(list(train), list(train.values()), alpha=0.25, label=f"{name}: training loss (per step)")
+        style = styles[seeds.index(seed) % len(styles)]
+        label = f"{name}: held-out source CoT loss" + (f", seed {seed}" if len(seeds) > 1 else "")
+        ax.plot(list(held), list(held.values()), style, color=colour, marker="o", label=label)
+        if len(seeds) == 1:
+            train = c["train_lm_loss"]
+            ax.plot(
+                list(train), list(train.values()), color=colour, alpha=0.25, label=f"{name}: training loss (per step)"
+            )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("CoT cross-entropy")
     ax.set_yscale("log")
@@ -96,17 +109,23 @@ def main(argv: list[str] | None = None) -> dict:
 
     host_before, t0 = host_state(), time.perf_counter()
     work = Path(a.workdir)
-    runs = {"base": (work / "base", []), a.switch: (work / "switched", [a.switch])}
-    curves = {}
-    for name, (folder, extra) in runs.items():
-        cfg = run_config(a, extra)
-        a.method = cfg.method
-        resume = folder if (folder / "config.yaml").exists() and not (folder / "train_done.json").exists() else None
-        print(f"[loss_curves] {name} -> {folder}", file=sys.stderr, flush=True)
-        train(None if resume else cfg, None if resume else folder, resume=resume, progress=True)
-        curves[name] = curve(folder)
-    base, switched = curves["base"], curves[a.switch]
-    last = max(base["heldout_lm_loss_source"])
+    runs: dict[tuple[int, str], dict] = {}
+    for seed in a.seeds:
+        pair = work if len(a.seeds) == 1 else work / f"seed{seed}"  # one seed: the layout of earlier lines
+        for name, folder, extra in (("base", pair / "base", []), (a.switch, pair / "switched", [a.switch])):
+            cfg = run_config(a, seed, extra)
+            a.method = cfg.method
+            resume = folder if (folder / "config.yaml").exists() and not (folder / "train_done.json").exists() else None
+            print(f"[loss_curves] seed {seed}, {name} -> {folder}", file=sys.stderr, flush=True)
+            train(None if resume else cfg, None if resume else folder, resume=resume, progress=True)
+            runs[seed, name] = curve(folder)
+    last = max(runs[a.seeds[0], "base"]["heldout_lm_loss_source"])
+    per_seed = []
+    for seed in a.seeds:
+        base, switched = (runs[seed, k]["heldout_lm_loss_source"][last] for k in ("base", a.switch))
+        per_seed.append({"seed": seed, "base": base, "switched": switched, "ratio": switched / base})
+    mean = lambda key: sum(row[key] for row in per_seed) / len(per_seed)  # noqa: E731
+    first = a.seeds[0]
     out = {
         "benchmark": "loss_curves",
         "switch": a.switch,
@@ -116,20 +135,30 @@ def main(argv: list[str] | None = None) -> dict:
         "config": a.config,
         "steps": a.steps,
         "set": a.set,
+        "seeds": a.seeds,
         "machine": machine(),
         "last_heldout_step": last,
-        "base_last_heldout_loss": base["heldout_lm_loss_source"][last],
-        "switched_last_heldout_loss": switched["heldout_lm_loss_source"][last],
-        "heldout_loss_ratio": switched["heldout_lm_loss_source"][last] / base["heldout_lm_loss_source"][last],
-        "base_mean_logged_tokens_per_s": base["mean_logged_tokens_per_s"],
-        "switched_mean_logged_tokens_per_s": switched["mean_logged_tokens_per_s"],
-        "curves": {k: {"heldout_lm_loss_source": v["heldout_lm_loss_source"]} for k, v in curves.items()},
+        "base_last_heldout_loss": mean("base"),  # means over the seeds
+        "switched_last_heldout_loss": mean("switched"),
+        "heldout_loss_ratio": mean("switched") / mean("base"),
+        "heldout_loss_ratio_geomean": math.exp(sum(math.log(row["ratio"]) for row in per_seed) / len(per_seed)),
+        "per_seed": per_seed,
+        "base_mean_logged_tokens_per_s": runs[first, "base"]["mean_logged_tokens_per_s"],
+        "switched_mean_logged_tokens_per_s": runs[first, a.switch]["mean_logged_tokens_per_s"],
+        "curves": {
+            name: {"heldout_lm_loss_source": runs[first, name]["heldout_lm_loss_source"]} for name in ("base", a.switch)
+        },
+        "curves_per_seed": {
+            str(seed): {name: runs[seed, name]["heldout_lm_loss_source"] for name in ("base", a.switch)}
+            for seed in a.seeds
+        },
         "wall_s": time.perf_counter() - t0,
         "host_before": host_before,
         "host_after": host_state(),
     }
     path = Path(a.plot) if a.plot else work / "loss_curves.png"
-    plot(curves, path, f"{a.method}, {cfg.student.model}, {Path(cfg.data.data_dir).name}: base vs {a.switch}")
+    seeds = f"seed {first}" if len(a.seeds) == 1 else f"seeds {','.join(map(str, a.seeds))}"
+    plot(runs, path, f"{a.method}, {cfg.student.model}, {Path(cfg.data.data_dir).name}, {seeds}: base vs {a.switch}")
     out["plot"] = str(path)
     print_last_line(out)
     return out

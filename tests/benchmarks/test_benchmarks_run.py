@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from tiny import REPO
 
 
@@ -114,6 +115,26 @@ def test_loss_curves_trains_both_runs_alike_but_for_the_switch(tmp_path, synth_d
     configs = [(tmp_path / f / "config.yaml").read_text().splitlines() for f in ("base", "switched")]
     assert [(a, b) for a, b in zip(*configs) if a != b] == [("  freeze_embeddings: false", "  freeze_embeddings: true")]
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+
+
+def test_loss_curves_over_several_seeds_pairs_each_seed_and_takes_the_geometric_mean_of_the_ratios(tmp_path, synth_dir):
+    out = _last_json(
+        [
+            *_ft_cot_on_tiny("benchmarks/loss_curves.py", synth_dir),
+            *("--switch", "train.lr=3e-3", "--steps", "2", "--eval-every", "2", "--seeds", "0,1"),
+            *("--workdir", str(tmp_path)),
+        ]
+    )
+    assert [row["seed"] for row in out["per_seed"]] == [0, 1]
+    for row in out["per_seed"]:
+        curves = out["curves_per_seed"][str(row["seed"])]
+        assert (row["base"], row["switched"]) == (curves["base"]["2"], curves["train.lr=3e-3"]["2"])
+        assert row["ratio"] == row["switched"] / row["base"]
+        assert "seed: " + str(row["seed"]) in (tmp_path / f"seed{row['seed']}" / "base" / "config.yaml").read_text()
+    assert out["per_seed"][0]["base"] != out["per_seed"][1]["base"]  # the seeds trained differently
+    ratios = [row["ratio"] for row in out["per_seed"]]
+    assert out["heldout_loss_ratio_geomean"] == pytest.approx((ratios[0] * ratios[1]) ** 0.5)
+    assert out["base_last_heldout_loss"] == pytest.approx((out["per_seed"][0]["base"] + out["per_seed"][1]["base"]) / 2)
 
 
 def test_parallel_runs_times_one_process_then_k_side_by_side(tmp_path, synth_dir):
