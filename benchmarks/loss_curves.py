@@ -26,6 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import host_state, machine, print_last_line  # noqa: E402
 
 
+def seed_list(text: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2]; argparse reports anything else as an invalid seed list."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seeds as integers separated by commas, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed appears twice")
+    return seeds
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--switch", required=True, help="KEY=VALUE: the override whose effect on learning is measured")
@@ -35,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", default=None, help="override the config's method")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0], help="comma list, e.g. 0,1,2")
+    p.add_argument("--seeds", type=seed_list, default=[0], help="comma list, e.g. 0,1,2 (a pair of runs per seed)")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE for both runs (repeatable)")
     p.add_argument("--workdir", required=True, help="the two run folders go here (kept: resumable, inspectable)")
     p.add_argument("--plot", default=None, help="PNG path (default WORKDIR/loss_curves.png)")

@@ -219,3 +219,10 @@ def test_table_prints_each_kind_of_result_line_from_the_committed_results():
     assert "| 4 | `prada@train.precision=bf16` | 324.0 | 2.03x |" in text
     assert "| 3 | 32 x 128, 32, bf16 | 400.9 | 337.5 |" in text
     assert "| 5 | `ft-cot-tlm__real__seed0`, 209 of dev-real.jsonl | 0.406 | 0.198 | 2.06x |" in text
+
+
+@pytest.mark.parametrize(("seeds", "why"), [("0,x", "integers separated by commas"), ("1,1", "a seed appears twice")])
+def test_loss_curves_refuses_a_bad_seed_list_before_training(tmp_path, seeds, why):
+    args = ["benchmarks/loss_curves.py", "--switch", "train.lr=1e-3", "--workdir", str(tmp_path), "--seeds", seeds]
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 2 and why in r.stderr and not any(tmp_path.iterdir())
