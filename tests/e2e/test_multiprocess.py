@@ -113,6 +113,19 @@ def _launch_two(env: dict, overrides: list[str], out: Path, tmp_path: Path) -> s
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _finish(proc: subprocess.Popen, timeout: float, hang: str = "") -> str:
+    """The launch's output; on a timeout, kill every rank (torchrun starts each in its own session) and fail
+    with what they printed, rather than leave them running and lose the output."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        for rank in psutil.Process(proc.pid).children(recursive=True):
+            rank.kill()
+        proc.kill()
+        text, _ = proc.communicate()
+        pytest.fail(f"the 2-process run hung for {timeout:.0f} s: {hang}\n" + text[-3000:])
+
+
 @pytest.fixture(scope="module")
 def cache_and_data(tmp_path_factory):
     saved = os.environ.get("PRADA_CACHE")
@@ -143,7 +156,7 @@ def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
     one = train(cfg, tmp_path / "one", progress=False)
     rows1 = [json.loads(line) for line in (one / "train_log.jsonl").read_text().splitlines()]
 
-    out, _ = proc.communicate(timeout=240)
+    out = _finish(proc, timeout=240)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, out[-5000:]
     assert (two / "train_done.json").exists()
@@ -151,21 +164,23 @@ def test_two_processes_train_like_one(cache_and_data, tmp_path, layer):
     rows2 = [json.loads(line) for line in (two / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows2] == list(range(1, STEPS + 1)), "one log line per step: did each rank train alone?"
 
-    # step 1: same weights, same global batch; the 2-process log shows rank 0's half of it
-    assert rows2[0]["lm_loss"] == pytest.approx(rows1[0]["lm_loss"], rel=0.02)
+    # every figure first, printed, so that a failure of any assertion below shows all of them
     last2 = sum(r["lm_loss"] for r in rows2[-3:]) / 3
     last1 = sum(r["lm_loss"] for r in rows1[-3:]) / 3
-    assert last2 == pytest.approx(last1, rel=0.08)
-    assert last2 < rows2[0]["lm_loss"] - 0.5, "the 2-process run did not learn"
-
     init = load_file(str(model / "model.safetensors"))
     d2, d1 = _backbone_update(two, init), _backbone_update(one, init)
     update_diff = float((d2 - d1).norm() / d1.norm())
     final2, final1 = _dataset_loss(two), _dataset_loss(one)
     print(
-        f"2-proc run {seconds:.1f}s; |dW2-dW1|/|dW1|={update_diff:.3f}; training-set lm_loss 2x4={final2:.4f} "
-        f"1x8={final1:.4f}; last-3 logged {last2:.4f} vs {last1:.4f}"
+        f"2-proc run {seconds:.1f}s; step-1 lm_loss {rows2[0]['lm_loss']:.4f} vs {rows1[0]['lm_loss']:.4f}; "
+        f"|dW2-dW1|/|dW1|={update_diff:.3f}; training-set lm_loss 2x4={final2:.4f} 1x8={final1:.4f}; "
+        f"last-3 logged {last2:.4f} vs {last1:.4f}\n2-process output (tail):\n{out[-3000:]}"
     )
+
+    # step 1: same weights, same global batch; the 2-process log shows rank 0's half of it
+    assert rows2[0]["lm_loss"] == pytest.approx(rows1[0]["lm_loss"], rel=0.02)
+    assert last2 == pytest.approx(last1, rel=0.08)
+    assert last2 < rows2[0]["lm_loss"] - 0.5, "the 2-process run did not learn"
     assert update_diff < UPDATE_TOL, "2-process updates differ from the 1-process run: gradients or batches not shared"
     assert final2 == pytest.approx(final1, rel=LOSS_TOL)
 
@@ -179,14 +194,7 @@ def test_two_processes_finish_when_held_out_evaluations_fall_between_log_lines(c
     proc = _launch_two(
         env, [*overrides, "train.batch_size=4", "train.log_every=4", "train.eval_every=3"], out, tmp_path
     )
-    try:
-        text, _ = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        for rank in psutil.Process(proc.pid).children(recursive=True):  # torchrun starts each rank in its own session
-            rank.kill()
-        proc.kill()
-        text, _ = proc.communicate()
-        pytest.fail("the 2-process run hung: a log line's cross-process mean entered by one rank only\n" + text[-3000:])
+    text = _finish(proc, timeout=180, hang="a log line's cross-process mean entered by one rank only?")
     assert proc.returncode == 0, text[-5000:]
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [3, 4, 6, 8]
