@@ -1,6 +1,6 @@
 """Re-derive every paired number of a study from its committed per-item predictions, and check results.json.
 
-    python scripts/rederive.py results/study2/synth2real [--oracle results/study2/oracle]
+    python scripts/rederive.py results/study2/synth2real [--oracle results/study2/oracle [--gap-plot FILE.png]]
 
 For each `paired` entry of RESULTS_DIR/results.json it reads the two methods' `predictions.jsonl` (one
 line per scored item with its `correct` flag) under RESULTS_DIR, recomputes the per-seed paired
@@ -119,28 +119,82 @@ def check(root: Path) -> tuple[list[list[str]], int]:
     return rows, bad
 
 
-def oracle_table(root: Path, oracle_root: Path) -> list[list[str]]:
-    """Each method − oracle on the target datasets (paired on items and seeds) and the share of the gap closed."""
+def gap_closed(root: Path, oracle_root: Path) -> list[dict]:
+    """Each method − oracle on the target datasets (paired on items and seeds) and the share of the gap closed,
+    pooled over seeds and per seed: (m − ft-cot) / (oracle − ft-cot)."""
     results = json.loads((root / "results.json").read_text())
     oracle = json.loads((oracle_root / "results.json").read_text())
     o_runs = {r["seed"]: {**r, "flags": read_flags(oracle_root / r["dir"])} for r in oracle["runs"]}
     fold = results["folds"][0]
+    n_boot, level = oracle["ci"]["n_boot"], oracle["ci"]["level"]
     methods = list(dict.fromkeys(r["method"] for r in results["runs"]))
     base = runs_by_seed(results, root, "ft-cot", fold)
-    rows = []
+    out = []
     for m in methods:
         runs = runs_by_seed(results, root, m, fold)
         seeds = sorted(set(runs) & set(o_runs) & set(base))
         if not seeds:
             continue
         keys = role_datasets(runs[seeds[0]], "target")
-        vs_oracle = paired(runs, o_runs, seeds, keys, oracle["ci"]["n_boot"], oracle["ci"]["level"])
-        gap = paired(o_runs, base, seeds, keys, oracle["ci"]["n_boot"], oracle["ci"]["level"])["diff"]
-        vs_base = paired(runs, base, seeds, keys, oracle["ci"]["n_boot"], oracle["ci"]["level"])["diff"]
-        share = f"{vs_base / gap:+.2f}" if abs(gap) > 1e-9 else "–"
-        ci = "[{:+.1f}, {:+.1f}]".format(*vs_oracle["ci"]) if vs_oracle["ci"] else "–"
-        rows.append([f"{m} − oracle", f"{vs_oracle['diff']:+.1f}", ci, f"{gap:+.1f}", share, str(len(seeds))])
+        vs_oracle = paired(runs, o_runs, seeds, keys, n_boot, level)
+        gap = paired(o_runs, base, seeds, keys, n_boot, level)
+        vs_base = paired(runs, base, seeds, keys, n_boot, level)
+        out.append(
+            {
+                "method": m,
+                "seeds": seeds,
+                "vs_oracle": vs_oracle,
+                "gap": gap["diff"],
+                "share": vs_base["diff"] / gap["diff"] if abs(gap["diff"]) > 1e-9 else None,
+                "share_per_seed": [
+                    d / g if abs(g) > 1e-9 else None for d, g in zip(vs_base["per_seed"], gap["per_seed"])
+                ],
+            }
+        )
+    return out
+
+
+def gap_rows(gaps: list[dict]) -> list[list[str]]:
+    rows = []
+    for g in gaps:
+        ci = "[{:+.1f}, {:+.1f}]".format(*g["vs_oracle"]["ci"]) if g["vs_oracle"]["ci"] else "–"
+        share = f"{g['share']:+.2f}" if g["share"] is not None else "–"
+        per_seed = ", ".join(f"{v:+.2f}" if v is not None else "–" for v in g["share_per_seed"])
+        rows.append(
+            [f"{g['method']} − oracle", f"{g['vs_oracle']['diff']:+.1f}", ci, f"{g['gap']:+.1f}", share, per_seed]
+            + [",".join(map(str, g["seeds"]))]
+        )
     return rows
+
+
+def plot_gap_closed(gaps: list[dict], path: Path) -> Path:
+    """One bar per method (the pooled share of the gap closed) with each seed's share as a dot: 0 is synthetic-only
+    ft-cot, 1 the oracle trained on the real rationales."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from prada.report.plots import save_figure
+
+    shown = [g for g in gaps if g["share"] is not None and g["method"] != "ft-cot"]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shown) + 2.5), 4.0))
+    for x, g in enumerate(shown):
+        ax.bar(x, g["share"], color="tab:blue" if g["method"].startswith("prada") else "tab:gray", alpha=0.7)
+        dots = [v for v in g["share_per_seed"] if v is not None]
+        ax.scatter([x] * len(dots), dots, color="black", s=14, zorder=3, label="one seed" if x == 0 else None)
+    for y, name in ((0.0, "ft-cot (synthetic only)"), (1.0, "oracle (real rationales)")):
+        ax.axhline(y, color="black" if y == 0 else "tab:green", lw=0.8, ls="-" if y == 0 else "--", label=name)
+    ax.set_xticks(range(len(shown)), [g["method"] for g in shown], rotation=20)
+    ax.set_ylabel("share of the gap closed")
+    gap = f"oracle − ft-cot = {shown[0]['gap']:+.1f} points" if shown else "no method to show"
+    ax.set_title(f"Share of the synthetic-to-real gap closed\n(m − ft-cot) / (oracle − ft-cot); {gap}", fontsize=9)
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -153,7 +207,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a study's results folder (results.json, runs/*/predictions.jsonl)")
     parser.add_argument("--oracle", type=Path, help="the oracle experiment's results folder")
+    parser.add_argument("--gap-plot", type=Path, metavar="PNG", help="with --oracle: plot the share of the gap closed")
     a = parser.parse_args()
+    if a.gap_plot and not a.oracle:
+        parser.error("--gap-plot needs --oracle (the oracle experiment's results folder)")
     rows, bad = check(a.results)
     header = [
         "a − b",
@@ -168,13 +225,12 @@ def main() -> None:
     ]
     print(table(header, rows))
     if a.oracle:
+        gaps = gap_closed(a.results, a.oracle)
+        head = ["method − oracle (target)", "diff", "95% CI", "gap (oracle − ft-cot)", "share of gap closed"]
         print()
-        print(
-            table(
-                ["method − oracle (target)", "diff", "95% CI", "gap (oracle − ft-cot)", "share of gap closed", "seeds"],
-                oracle_table(a.results, a.oracle),
-            )
-        )
+        print(table(head + ["share per seed", "seeds"], gap_rows(gaps)))
+        if a.gap_plot:
+            print(f"\nplot: {plot_gap_closed(gaps, a.gap_plot)}")
     print(
         f"\n{len(rows) - bad} of {len(rows)} paired numbers re-derived from the committed predictions agree with results.json"
     )

@@ -52,3 +52,44 @@ def test_a_changed_prediction_is_caught(study, tmp_path):
     out = _rederive(copy)
     assert out.returncode == 1
     assert "| NO |" in out.stdout
+
+
+def _set_target_items_correct(predictions: Path) -> None:
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    for r in rows:
+        if r["dataset"] == "synth_tracking":  # the target dataset of tiny-run's fold
+            r["correct"] = True
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_share_of_the_gap_closed_runs_from_ft_cot_at_0_to_the_oracle_at_1(study, tmp_path):
+    """An oracle that gets every target item right, and a prada whose target predictions are made all right
+    too: prada closes the whole gap in every seed (share 1), ft-cot none of it (share 0)."""
+    import shutil
+
+    copy, oracle = tmp_path / "study", tmp_path / "oracle"
+    shutil.copytree(study, copy)
+    shutil.copytree(study, oracle)
+    results = json.loads((oracle / "results.json").read_text())
+    results["runs"] = [r for r in results["runs"] if r["method"] == "ft-cot"]
+    (oracle / "results.json").write_text(json.dumps(results))
+    for r in results["runs"]:
+        _set_target_items_correct(oracle / r["dir"] / "predictions.jsonl")
+    for predictions in copy.glob("runs/prada__*/predictions.jsonl"):
+        _set_target_items_correct(predictions)
+
+    plot = tmp_path / "gap.png"
+    cmd = [sys.executable, str(ROOT / "scripts" / "rederive.py"), str(copy), "--oracle", str(oracle)]
+    out = subprocess.run([*cmd, "--gap-plot", str(plot)], capture_output=True, text=True)
+    assert out.returncode == 1, out.stdout + out.stderr  # prada's changed predictions disagree with results.json
+    rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines() if " − oracle |" in line}
+    gap = float(rows["ft-cot − oracle"].split("|")[4])
+    assert gap > 0, "the oracle is all right on the target, ft-cot is not"
+    assert rows["prada − oracle"].split("|")[2].strip() == "+0.0"
+    assert rows["prada − oracle"].split("|")[5].strip() == "+1.00"
+    assert rows["prada − oracle"].split("|")[6].strip() == "+1.00, +1.00"
+    assert rows["ft-cot − oracle"].split("|")[5].strip() == "+0.00"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    refused = subprocess.run([*cmd[:3], "--gap-plot", str(plot)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--gap-plot needs --oracle" in refused.stderr
