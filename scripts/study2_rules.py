@@ -4,7 +4,7 @@
     python scripts/study2_rules.py pass     # the pass rule at S: in-distribution test vs prior, per family (pass.json)
     python scripts/study2_rules.py kept-dev # data/study2/dev-real-kept.jsonl: the real dev items of the kept datasets
     python scripts/study2_rules.py gap      # the gap check at S on the real dev items of the datasets pass.json kept
-    python scripts/study2_rules.py over-steps [--evaluate]   # descriptive: seed 0's real-test accuracy at S/4, S/2, S
+    python scripts/study2_rules.py over-steps [--evaluate]   # descriptive: real-test accuracy at S/4, S/2, S
 
 Each reads only files under results/study2/ and prints a markdown table; nothing here is tuned.
 """
@@ -202,11 +202,12 @@ def kept_test(data: Path = REPO / "data" / "study2" / "synth2real") -> Path:
 
 
 def evaluate_snapshots(runs: Path = REPORTED_RUNS, bin_dir: Path = REPO / ".venv" / "bin") -> list[Path]:
-    """`prada eval` of every seed-0 snapshot of the reported fold on the kept real test items, copied under
-    OVER_STEPS (never weights); a snapshot already there is skipped. Returns the folders written."""
+    """`prada eval` of every snapshot of the reported fold (any seed: seed 0's of ft-cot and prada are lost, see
+    docs/results.md) on the kept real test items, copied under OVER_STEPS (never weights); a snapshot already
+    there is skipped. Returns the folders written."""
     test = KEPT_TEST if KEPT_TEST.exists() else kept_test()
     written = []
-    for snap in sorted(runs.glob("*__seed0/snapshots/step-*")):
+    for snap in sorted(runs.glob("*__seed*/snapshots/step-*")):
         dest = OVER_STEPS / snap.parent.parent.name / snap.name
         if (dest / "real-test.json").exists():
             continue
@@ -233,8 +234,8 @@ def evaluate_snapshots(runs: Path = REPORTED_RUNS, bin_dir: Path = REPO / ".venv
 
 
 def over_steps(evaluate: bool = False) -> int:
-    """Descriptive only (no rule reads it): seed 0's accuracy on the kept real test sets at S/4, S/2 (its
-    snapshots) and S (the run's own eval.json), per method."""
+    """Descriptive only (no rule reads it): each trained run's accuracy on the kept real test sets at S/4, S/2
+    (its snapshots, where evaluated) and S (the run's own eval.json), per method and seed."""
     if evaluate:
         for dest in evaluate_snapshots():
             rel = dest.relative_to(REPO)
@@ -250,23 +251,26 @@ def over_steps(evaluate: bool = False) -> int:
             )
     kept = json.loads(PASS.read_text())["kept_real_datasets"]
     rows = []
-    for run in sorted((RESULTS / "synth2real" / "runs").glob("*__seed0")):
+    for run in sorted(
+        (RESULTS / "synth2real" / "runs").glob("*__seed*"), key=lambda r: (int(r.name.rsplit("seed", 1)[1]), r.name)
+    ):
         final = run / "eval.json"
-        if not final.exists() or not (run / "train_log.jsonl").exists():
-            continue  # untrained methods have no steps
-        points = {int(d.name.split("-")[1]): d / "real-test.json" for d in (OVER_STEPS / run.name).glob("step-*")}
+        snapshots = sorted((OVER_STEPS / run.name).glob("step-*/real-test.json"))
+        if not final.exists() or not (run / "train_done.json").exists() or not snapshots:
+            continue  # untrained methods have no steps; a run without an evaluated snapshot has one point
+        points = {int(path.parent.name.split("-")[1]): path for path in snapshots}
         points[json.loads((run / "train_done.json").read_text())["steps"]] = final
+        method, seed = run.name.split("__")[0], run.name.rsplit("seed", 1)[1]
         for step, path in sorted(points.items()):
-            if path.exists():
-                acc = json.loads(path.read_text())["datasets"]
-                per = [acc[k]["accuracy"] for k in kept]
-                rows.append((run.name.split("__")[0], step, per, sum(per) / len(per)))
+            acc = json.loads(path.read_text())["datasets"]
+            per = [acc[k]["accuracy"] for k in kept]
+            rows.append((method, seed, step, per, sum(per) / len(per)))
     if not rows:
-        print("no trained seed-0 run of the reported fold is in yet")
+        print("no trained run of the reported fold has an evaluated snapshot yet")
         return 1
-    print(f"| method | step | {' | '.join(kept)} | macro |\n|---|---|{'---|' * len(kept)}---|")
-    for method, step, per, macro in rows:
-        print(f"| {method} | {step} | {' | '.join(f'{a:.1f}' for a in per)} | {macro:.1f} |")
+    print(f"| method | seed | step | {' | '.join(kept)} | macro |\n|---|---|---|{'---|' * len(kept)}---|")
+    for method, seed, step, per, macro in rows:
+        print(f"| {method} | {seed} | {step} | {' | '.join(f'{a:.1f}' for a in per)} | {macro:.1f} |")
     return 0
 
 
