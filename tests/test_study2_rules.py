@@ -61,10 +61,10 @@ def test_pass_rule_drops_failing_families_and_the_gap_check_reads_only_the_kept_
     assert "date_understanding" not in out and "macro gap +13.3 points: worth studying" in out  # (10+20+10)/3
 
 
-def test_over_steps_evaluates_each_seeds_snapshots_on_the_real_test_items_and_tables_them_with_s(
+def test_over_steps_evaluates_seed_0_and_1_snapshots_on_the_real_test_items_and_tables_them_with_s(
     tmp_path, monkeypatch, capsys, synth_dir
 ):
-    """A tiny ft-cot run with a snapshot at step 2 of 4: the snapshot is evaluated once on the kept test file and
+    """A tiny ft-cot run (seed 1) with a snapshot at step 2 of 4: the snapshot is evaluated once on the kept test file and
     copied under results (predictions beside), and the table lists step 2 (snapshot) and 4 (the run's eval.json)."""
     import json
     import shutil
@@ -89,6 +89,7 @@ def test_over_steps_evaluates_each_seeds_snapshots_on_the_real_test_items_and_ta
     rules.PASS.parent.mkdir(parents=True)
     rules.PASS.write_text(json.dumps({"kept_real_datasets": ["synth_arithmetic"]}))
     bin_dir = Path(sys.executable).parent
+    shutil.copytree(run, runs / "ft-cot__real__seed2")  # seed 2's snapshots are not evaluated (budget)
     (dest,) = rules.evaluate_snapshots(runs, bin_dir)
     assert dest == rules.OVER_STEPS / "ft-cot__real__seed1" / "step-2"
     snap = json.loads((dest / "real-test.json").read_text())
