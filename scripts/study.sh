@@ -9,8 +9,15 @@
 # (a session's end) restarts from step 0 in a fresh checkout.
 #   bash scripts/study.sh [CONFIG [RESULTS_DIR]]   (defaults: configs/study-other.yaml, results/study)
 # A result file that git would ignore stops the script (exit 3) before anything is committed.
+# STUDY_AFTER_RUN, if set, is a command run (bash -c) after the commit of any run that finished in this
+# session, with `prada run` paused meanwhile (SIGSTOP/SIGCONT) so the two do not share the cores; it
+# failing is reported, not fatal. Study 2 evaluates each run's snapshots this way:
+#   STUDY_AFTER_RUN="python scripts/study2_rules.py over-steps --evaluate >/dev/null" bash scripts/study.sh ...
 # To stop early, send SIGTERM to the `prada run` process (not this script): it checkpoints and exits,
 # and this script collects what finished, commits, and exits with prada's status.
+# The whole script is one block, read before any of it runs: editing this file while a study runs (for hours)
+# cannot make the running copy read the edited bytes at its old offset.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-configs/study-other.yaml}
@@ -30,7 +37,7 @@ print(json.dumps({"cpu": cpu_model(), "cores": os.cpu_count(), "speed_flags": cp
 }
 
 collect() {
-  local changed=0 run out f new_run
+  local changed=0 finished=0 run out f new_run
   for run in "$root"/runs/*/; do
     run=${run%/}
     [ -f "$run/eval.json" ] || continue
@@ -41,12 +48,17 @@ collect() {
       [ -f "$run/$f" ] || continue
       if ! cmp -s "$run/$f" "$out/$f"; then mkdir -p "$(dirname "$out/$f")"; cp "$run/$f" "$out/$f"; changed=1; fi
     done
-    if [ "$new_run" = 1 ]; then machine_json >"$out/machine.json"; fi
+    if [ "$new_run" = 1 ]; then machine_json >"$out/machine.json"; finished=1; fi
   done
   [ -f "$root/experiment.yaml" ] && ! cmp -s "$root/experiment.yaml" "$dest/experiment.yaml" && cp "$root/experiment.yaml" "$dest/" && changed=1
   if [ "$changed" = 1 ]; then
     nice "$bin/prada" report "$dest" >/dev/null 2>>"$root/study.log" || echo "prada report failed (see $root/study.log)"
     bash scripts/commit_results.sh "$dest" "Study ($name): $(find "$dest/runs" -name eval.json | wc -l) runs finished; small outputs and the partial report under $dest"
+  fi
+  if [ "$finished" = 1 ] && [ -n "${STUDY_AFTER_RUN:-}" ]; then
+    kill -STOP "${pid:-0}" 2>/dev/null || true
+    bash -c "$STUDY_AFTER_RUN" || echo "STUDY_AFTER_RUN failed (exit $?): $STUDY_AFTER_RUN" >&2
+    kill -CONT "${pid:-0}" 2>/dev/null || true
   fi
 }
 
@@ -66,3 +78,4 @@ while kill -0 "$pid" 2>/dev/null; do collect; sleep "${STUDY_POLL_SECONDS:-60}" 
 rc=0; wait "$pid" || rc=$?
 collect
 exit "$rc"
+}

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,41 @@ def test_a_run_finished_in_this_session_records_its_machine_and_a_restored_one_d
     committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
     assert "results/s2/runs/zero-shot__f__seed0/machine.json" in committed
     assert not (restored / "machine.json").exists()
+
+
+def test_the_after_run_hook_runs_once_per_run_finished_here_and_a_failing_one_is_not_fatal(repo):
+    path, env = repo
+    (path / ".gitignore").write_text("/runs/\nhook.log\n")
+    out = _drive(path, {**env, "STUDY_AFTER_RUN": "echo ran >> hook.log; exit 7"})
+    assert out.returncode == 0, out.stderr
+    assert (path / "hook.log").read_text() == "ran\n"  # one finished run: once, though collect ran every second
+    assert "STUDY_AFTER_RUN failed (exit 7)" in out.stderr
+    committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
+    assert "results/s2/runs/zero-shot__f__seed0/eval.json" in committed
+
+
+def test_editing_the_script_while_a_study_runs_does_not_change_the_running_copy(repo):
+    """bash reads a script as it goes; a study runs for hours, and an edit saved meanwhile once could have made
+    the running copy read new bytes at its old offset. The script is one block, read whole before it starts."""
+    path, env = repo
+    (path / ".gitignore").write_text("/runs/\n")
+    slow = (path / "bin" / "prada").read_text().replace('if [ "$1" = run ]; then', 'if [ "$1" = run ]; then sleep 3')
+    (path / "bin" / "prada").write_text(slow)
+    proc = subprocess.Popen(
+        ["bash", "scripts/study.sh", "study.yaml", "results/s2"],
+        cwd=path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # `prada run` is sleeping, the driver is in its loop
+    script = path / "scripts" / "study.sh"
+    size = script.stat().st_size
+    with open(script, "r+") as f:  # in place, as an editor that rewrites the file does
+        f.write("echo CLOBBERED >&2; exit 9\n" * (2 * size // 27 + 1))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "CLOBBERED" not in err and "command not found" not in err
+    committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
+    assert "results/s2/runs/zero-shot__f__seed0/eval.json" in committed
