@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "study2"
@@ -204,11 +205,11 @@ def kept_test(data: Path = REPO / "data" / "study2" / "synth2real") -> Path:
 SNAPSHOT_SEEDS = (0, 1)  # seed 0's snapshots of ft-cot and prada are lost, so seed 1 too (docs/results.md)
 
 
-def evaluate_snapshots(runs: Path = REPORTED_RUNS, bin_dir: Path = REPO / ".venv" / "bin") -> list[Path]:
+def evaluate_snapshots(runs: Path = REPORTED_RUNS, bin_dir: Path = REPO / ".venv" / "bin") -> Iterator[Path]:
     """`prada eval` of every snapshot of the reported fold's SNAPSHOT_SEEDS on the kept real test items, copied
-    under OVER_STEPS (never weights); a snapshot already there is skipped. Returns the folders written."""
+    under OVER_STEPS (never weights); a snapshot already there is skipped. Yields each folder once it is written,
+    so that a caller commits it before the next evaluation starts."""
     test = KEPT_TEST if KEPT_TEST.exists() else kept_test()
-    written = []
     snapshots = [s for seed in SNAPSHOT_SEEDS for s in runs.glob(f"*__seed{seed}/snapshots/step-*")]
     for snap in sorted(snapshots):
         dest = OVER_STEPS / snap.parent.parent.name / snap.name
@@ -232,8 +233,7 @@ def evaluate_snapshots(runs: Path = REPORTED_RUNS, bin_dir: Path = REPO / ".venv
         for name in ("real-test.json", "real-test.predictions.jsonl", "real-test.generation.json"):
             if (snap / name).exists():
                 shutil.copy2(snap / name, dest / name)
-        written.append(dest)
-    return written
+        yield dest
 
 
 def over_steps(evaluate: bool = False) -> int:
@@ -246,7 +246,7 @@ def over_steps(evaluate: bool = False) -> int:
                 [
                     "bash",
                     str(REPO / "scripts" / "commit_results.sh"),
-                    str(rel.parent),
+                    str(rel),
                     f"Study 2, descriptive: {rel.parent.name} at {dest.name} on the real test items",
                 ],
                 check=True,

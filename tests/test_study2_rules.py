@@ -90,7 +90,7 @@ def test_over_steps_evaluates_seed_0_and_1_snapshots_on_the_real_test_items_and_
     rules.PASS.write_text(json.dumps({"kept_real_datasets": ["synth_arithmetic"]}))
     bin_dir = Path(sys.executable).parent
     shutil.copytree(run, runs / "ft-cot__real__seed2")  # seed 2's snapshots are not evaluated (budget)
-    (dest,) = rules.evaluate_snapshots(runs, bin_dir)
+    (dest,) = list(rules.evaluate_snapshots(runs, bin_dir))
     assert dest == rules.OVER_STEPS / "ft-cot__real__seed1" / "step-2"
     snap = json.loads((dest / "real-test.json").read_text())
     assert set(snap["datasets"]) == {"synth_arithmetic"}
@@ -98,7 +98,7 @@ def test_over_steps_evaluates_seed_0_and_1_snapshots_on_the_real_test_items_and_
         len((dest / "real-test.predictions.jsonl").read_text().splitlines())
         == snap["datasets"]["synth_arithmetic"]["n"]
     )
-    assert rules.evaluate_snapshots(runs, bin_dir) == []  # done once
+    assert list(rules.evaluate_snapshots(runs, bin_dir)) == []  # done once
     # the run's own evaluation (S) as scripts/study.sh commits it
     saved = results / "synth2real" / "runs" / "ft-cot__real__seed1"
     saved.mkdir(parents=True)
