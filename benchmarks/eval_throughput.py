@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["auto", "bf16", "fp32"],
         help="auto: bf16 where it pays (GPUs, CPUs with AMX), else fp32, as train.precision=auto",
     )
+    p.add_argument(
+        "--weight-first",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="prada's eval.weight_first_linears, resolved as `prada eval` resolves it (auto: on for a CPU in fp32)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
     p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")
     p.add_argument("--workdir", default=None, help="keep the data and the profile here (default: a temp folder)")
@@ -102,8 +108,30 @@ def prada_generate(student, prompts: list[list[int]], tokenizer, a, device) -> l
 
     autocast = torch_dtype(a.dtype) if a.dtype == "bf16" else None
     return greedy_generate(
-        student, prompts, tokenizer.eos_token_id, tokenizer.pad_token_id, a.max_new_tokens, a.batch, device, autocast
+        student,
+        prompts,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        a.max_new_tokens,
+        a.batch,
+        device,
+        autocast,
+        weight_first=weight_first_on(a, device),
     )
+
+
+def weight_first_on(a: argparse.Namespace, device) -> bool:
+    """--weight-first as `prada eval` resolves eval.weight_first_linears for this dtype and device.
+
+    Before this was passed, the `prada` contender decoded without it wherever `prada eval` uses it
+    (a CPU in fp32), so those records understate `prada eval` (benchmarks/README.md says which).
+    """
+    from prada.config import RunConfig
+    from prada.run_dir import resolve_switches
+
+    cfg = RunConfig()
+    cfg.train.precision, cfg.eval.weight_first_linears = a.dtype, a.weight_first
+    return resolve_switches(cfg, device)["weight_first_linears"]
 
 
 def _greedy_config(tokenizer, a):
@@ -230,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "eval_throughput",
         "model": a.model,
         "dtype": a.dtype,
+        "weight_first_linears": weight_first_on(a, device),
         "device": device.type,
         "machine": machine(),
         "prompts": len(prompts),

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from tiny import REPO
 
 
@@ -87,6 +88,38 @@ def test_eval_throughput_quick(tmp_path):
     ):
         assert out[key] is not None, key
     assert out["same_predictions"] is True  # fp32: batched greedy decoding must give the per-example tokens
+    assert out["weight_first_linears"] is True  # as `prada eval` decodes on a CPU in fp32
+
+
+@pytest.mark.parametrize(
+    ("dtype", "setting", "expected"), [("fp32", "auto", True), ("fp32", "off", False), ("bf16", "auto", False)]
+)
+def test_eval_throughput_decodes_with_the_switch_prada_eval_resolves(monkeypatch, dtype, setting, expected):
+    """The `prada` contender used to decode without weight-first linears where `prada eval` decodes with them."""
+    import argparse
+
+    import prada.evaluation.generate as generate
+    from prada.config import RunConfig
+    from prada.model_aliases import resolve_model
+    from prada.run_dir import resolve_switches
+    from prada.train.backbones import load_causal_lm, load_tokenizer
+    from prada.train.student import Student
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import eval_throughput
+
+    cfg = RunConfig()
+    cfg.train.precision, cfg.eval.weight_first_linears = dtype, setting
+    assert resolve_switches(cfg, "cpu")["weight_first_linears"] is expected  # what `prada eval` would run
+    calls = []
+    real = generate._weight_first
+    monkeypatch.setattr(generate, "_weight_first", lambda module, x: calls.append(1) or real(module, x))
+    path = resolve_model("tiny-random")
+    tok = load_tokenizer(path)
+    a = argparse.Namespace(dtype=dtype, weight_first=setting, max_new_tokens=4, batch=2)
+    prompts = [tok("What is 2 + 3? ###")["input_ids"], tok("Hi ###")["input_ids"]]
+    eval_throughput.prada_generate(Student(load_causal_lm(path).eval()), prompts, tok, a, torch.device("cpu"))
+    assert (len(calls) > 0) is expected
 
 
 def _ft_cot_on_tiny(script: str, synth_dir) -> list[str]:
