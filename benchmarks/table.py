@@ -67,13 +67,20 @@ def eval_rows(lines: list[tuple[int, dict]]) -> list[str]:
     for n, d in lines:
         if d["benchmark"] != "eval_throughput":
             continue
-        same = (
-            "yes"
-            if d["same_predictions"] and d.get("batched_same_predictions_as_naive")
-            else (f"no ({d['n_different']} prada, {d.get('batched_n_different')} batched rows differ)")
-        )
+        if d.get("same_predictions_reference") == "batched":  # --no-naive: prada checked against batched generate
+            same = (
+                "yes (against batched)"
+                if d["same_predictions"]
+                else f"no ({d['n_different']} rows differ from batched)"
+            )
+        elif d["same_predictions"] and d.get("batched_same_predictions_as_naive"):
+            same = "yes"
+        else:
+            same = f"no ({d['n_different']} prada, {d.get('batched_n_different')} batched rows differ)"
+        # weight-first linears, where the record says (eval_throughput ran without them from bf97e5c to 34ef825)
+        wf = {True: ", weight-first on", False: ", weight-first off"}.get(d.get("weight_first_linears"), "")
         out.append(
-            f"| {n} | {d['prompts']} x {d['max_new_tokens']}, {d['batch']}, {d['dtype']} | {_f(d['prada_eval_tokens_per_s'])} "
+            f"| {n} | {d['prompts']} x {d['max_new_tokens']}, {d['batch']}, {d['dtype']}{wf} | {_f(d['prada_eval_tokens_per_s'])} "
             f"| {_f(d['batched_generate_tokens_per_s'])} | {_f(d['naive_tokens_per_s'])} "
             f"| {_f(d['eval_vs_batched_generate'], 2, 'x')} | {same} | {_host(d)} |"
         )

@@ -91,6 +91,14 @@ def test_eval_throughput_quick(tmp_path):
     assert out["weight_first_linears"] is True  # as `prada eval` decodes on a CPU in fp32
 
 
+def test_eval_throughput_without_the_per_example_baseline_checks_prada_against_batched_generate(tmp_path):
+    args = ["benchmarks/eval_throughput.py", "--model", "tiny-random", "--dtype", "fp32", "--prompts", "6"]
+    out = _last_json([*args, "--batch", "2", "--max-new-tokens", "6", "--no-naive", "--workdir", str(tmp_path)])
+    assert out["naive_tokens_per_s"] is None and out["batched_same_predictions_as_naive"] is None
+    assert out["same_predictions_reference"] == "batched" and out["same_predictions"] is True
+    assert out["eval_vs_batched_generate"] > 0 and out["prompts"] == 6
+
+
 @pytest.mark.parametrize(
     ("dtype", "setting", "expected"), [("fp32", "auto", True), ("fp32", "off", False), ("bf16", "auto", False)]
 )
@@ -251,6 +259,7 @@ def test_table_prints_each_kind_of_result_line_from_the_committed_results():
     assert "| 4 | folder:data/study2/synth2real, 8 steps, target batch 4 | 205.2 | 159.5 | 175.0 |" in text
     assert "| 4 | `prada@train.precision=bf16` | 324.0 | 2.03x |" in text
     assert "| 3 | 32 x 128, 32, bf16 | 400.9 | 337.5 |" in text
+    assert "| 7 | 32 x 128, 32, fp32, weight-first on | 159.2 | 143.1 | 25.7 | 1.11x | yes |" in text
     assert "| 5 | `ft-cot-tlm__real__seed0`, 209 of dev-real.jsonl | 0.406 | 0.198 | 2.06x |" in text
 
 
