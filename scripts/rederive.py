@@ -19,6 +19,7 @@ from pathlib import Path
 from statistics import mean
 
 from prada.evaluation.metrics import bootstrap_ci, seed_t_interval
+from prada.report.markdown import markdown_table
 
 TOLERANCE = 0.011  # results.json rounds to 2 decimals
 
@@ -56,8 +57,8 @@ def macro(flags: dict[str, dict[str, bool]], keys: list[str], items: dict[str, s
     return mean(100.0 * sum(flags[k][i] for i in items[k]) / len(items[k]) for k in keys)
 
 
-def paired(a_runs: dict, b_runs: dict, seeds: list[int], keys: list[str], n_boot: int, level: float) -> dict:
-    """The per-seed differences on the items both runs of each seed scored, their mean and both intervals."""
+def paired_flags(a_runs: dict, b_runs: dict, seeds: list[int], keys: list[str]) -> tuple[list, list, list[float]]:
+    """Per seed, both runs' flags on the items both scored, and the macro difference a − b on them."""
     fa, fb, per_seed = [], [], []
     for s in seeds:
         a, b = a_runs[s]["flags"], b_runs[s]["flags"]
@@ -65,6 +66,12 @@ def paired(a_runs: dict, b_runs: dict, seeds: list[int], keys: list[str], n_boot
         per_seed.append(macro(a, keys, items) - macro(b, keys, items))
         fa.append({k: {i: a[k][i] for i in items[k]} for k in keys})
         fb.append({k: {i: b[k][i] for i in items[k]} for k in keys})
+    return fa, fb, per_seed
+
+
+def paired(a_runs: dict, b_runs: dict, seeds: list[int], keys: list[str], n_boot: int, level: float) -> dict:
+    """The per-seed differences on the items both runs of each seed scored, their mean and both intervals."""
+    fa, fb, per_seed = paired_flags(a_runs, b_runs, seeds, keys)
     ci = bootstrap_ci(fa, fb, datasets=keys, n_boot=n_boot, level=level)
     by_seed = seed_t_interval(fa, fb, keys, level=level)
     return {
@@ -136,19 +143,16 @@ def gap_closed(root: Path, oracle_root: Path) -> list[dict]:
         if not seeds:
             continue
         keys = role_datasets(runs[seeds[0]], "target")
-        vs_oracle = paired(runs, o_runs, seeds, keys, n_boot, level)
-        gap = paired(o_runs, base, seeds, keys, n_boot, level)
-        vs_base = paired(runs, base, seeds, keys, n_boot, level)
+        gap = paired_flags(o_runs, base, seeds, keys)[2]  # per seed; only the intervals of m − oracle are shown
+        vs_base = paired_flags(runs, base, seeds, keys)[2]
         out.append(
             {
                 "method": m,
                 "seeds": seeds,
-                "vs_oracle": vs_oracle,
-                "gap": gap["diff"],
-                "share": vs_base["diff"] / gap["diff"] if abs(gap["diff"]) > 1e-9 else None,
-                "share_per_seed": [
-                    d / g if abs(g) > 1e-9 else None for d, g in zip(vs_base["per_seed"], gap["per_seed"])
-                ],
+                "vs_oracle": paired(runs, o_runs, seeds, keys, n_boot, level),
+                "gap": mean(gap),
+                "share": mean(vs_base) / mean(gap) if abs(mean(gap)) > 1e-9 else None,
+                "share_per_seed": [d / g if abs(g) > 1e-9 else None for d, g in zip(vs_base, gap)],
             }
         )
     return out
@@ -198,9 +202,7 @@ def plot_gap_closed(gaps: list[dict], path: Path) -> Path:
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(
-        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-    )
+    return "\n".join(markdown_table(header, rows))
 
 
 def main() -> None:
