@@ -130,7 +130,7 @@ def weight_first_on(a: argparse.Namespace, device) -> bool:
     """--weight-first as `prada eval` resolves eval.weight_first_linears for this dtype and device.
 
     Before this was passed, the `prada` contender decoded without it wherever `prada eval` uses it
-    (a CPU in fp32), so those records understate `prada eval` (benchmarks/README.md says which).
+    (a CPU in fp32), so those records understate `prada eval` (docs/scale.md, Zen 5 section, says which).
     """
     from prada.config import RunConfig
     from prada.run_dir import resolve_switches
