@@ -52,7 +52,9 @@ collect() {
   done
   [ -f "$root/experiment.yaml" ] && ! cmp -s "$root/experiment.yaml" "$dest/experiment.yaml" && cp "$root/experiment.yaml" "$dest/" && changed=1
   if [ "$changed" = 1 ]; then
-    nice "$bin/prada" report "$dest" >/dev/null 2>>"$root/study.log" || echo "prada report failed (see $root/study.log)"
+    if compgen -G "$dest/runs/*/eval.json" >/dev/null; then  # a study's first minute has experiment.yaml, nothing to report
+      nice "$bin/prada" report "$dest" >/dev/null 2>>"$root/study.log" || echo "prada report failed (see $root/study.log)"
+    fi
     bash scripts/commit_results.sh "$dest" "Study ($name): $(find "$dest/runs" -name eval.json | wc -l) runs finished; small outputs and the partial report under $dest"
   fi
   if [ "$finished" = 1 ] && [ -n "${STUDY_AFTER_RUN:-}" ]; then

@@ -132,3 +132,23 @@ def test_editing_the_script_while_a_study_runs_does_not_change_the_running_copy(
     assert "CLOBBERED" not in err and "command not found" not in err
     committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
     assert "results/s2/runs/zero-shot__f__seed0/eval.json" in committed
+
+
+def test_no_report_is_attempted_before_any_run_has_been_evaluated(repo):
+    """A study's first poll sees only experiment.yaml: `prada report` would fail on it, and say so for nothing."""
+    path, env = repo
+    (path / ".gitignore").write_text("/runs/\n")
+    slow_start = FAKE_PRADA.replace(
+        'if [ "$1" = run ]; then',
+        'if [ "$1" = run ]; then\n  mkdir -p runs/s2; echo "name: s2" > runs/s2/experiment.yaml; sleep 3',
+    ).replace(
+        '[ "$1" = report ] && echo',
+        '[ "$1" = report ] && ! ls "$2"/runs/*/eval.json >/dev/null 2>&1 && exit 1\n[ "$1" = report ] && echo',
+    )
+    (path / "bin" / "prada").write_text(slow_start)
+    out = _drive(path, env)
+    assert out.returncode == 0, out.stderr
+    assert "report failed" not in out.stdout, out.stdout
+    assert (path / "results/s2/report.md").read_text() == "report\n"
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=path, capture_output=True, text=True).stdout
+    assert "0 runs finished" in log and "1 runs finished" in log  # experiment.yaml is still committed at once
