@@ -24,6 +24,8 @@ config=${1:-configs/study-other.yaml}
 dest=${2:-results/study}
 bin=${PRADA_BIN:-.venv/bin}
 name=$("$bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' "$config")
+# `explain: false` (the oracle's config): a trained run is finished once evaluated; otherwise once explained too
+explains=$("$bin/python" -c 'import sys, yaml; print(str(yaml.safe_load(open(sys.argv[1])).get("explain", True)).lower())' "$config")
 root=runs/$name
 mkdir -p "$dest/runs" "$root"
 
@@ -41,7 +43,7 @@ collect() {
   for run in "$root"/runs/*/; do
     run=${run%/}
     [ -f "$run/eval.json" ] || continue
-    grep -q '^method: \(prior\|zero-shot\)$' "$run/config.yaml" || [ -f "$run/explain/explain.json" ] || continue
+    [ "$explains" = false ] || grep -q '^method: \(prior\|zero-shot\)$' "$run/config.yaml" || [ -f "$run/explain/explain.json" ] || continue
     out="$dest/runs/$(basename "$run")"
     new_run=0; [ -f "$out/eval.json" ] || new_run=1  # finished in this session (restored runs already have it)
     for f in config.yaml train_log.jsonl train_done.json eval.json predictions.jsonl generation.json explain/explain.json explain/explain.md; do

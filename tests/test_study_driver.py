@@ -152,3 +152,24 @@ def test_no_report_is_attempted_before_any_run_has_been_evaluated(repo):
     assert (path / "results/s2/report.md").read_text() == "report\n"
     log = subprocess.run(["git", "log", "--format=%s"], cwd=path, capture_output=True, text=True).stdout
     assert "0 runs finished" in log and "1 runs finished" in log  # experiment.yaml is still committed at once
+
+
+def test_with_explain_off_a_trained_run_is_committed_once_evaluated(repo):
+    """The oracle's config says `explain: false`: waiting for an explain.json that never comes lost its runs."""
+    path, env = repo
+    (path / ".gitignore").write_text("/runs/\n")
+    (path / "study.yaml").write_text("name: s2\nexplain: false\n")
+    trained = FAKE_PRADA.replace("zero-shot__f__seed0", "ft-cot__f__seed0").replace(
+        "method: zero-shot", "method: ft-cot"
+    )
+    (path / "bin" / "prada").write_text(trained)
+    out = _drive(path, env)
+    assert out.returncode == 0, out.stderr
+    committed = subprocess.run(["git", "ls-files"], cwd=path, capture_output=True, text=True).stdout.split()
+    assert "results/s2/runs/ft-cot__f__seed0/predictions.jsonl" in committed
+    (path / "study.yaml").write_text("name: s2\n")  # explain on (the default): not finished without explain.json
+    shutil.rmtree(path / "results")
+    shutil.rmtree(path / "runs")
+    out = _drive(path, env)
+    assert out.returncode == 0, out.stderr
+    assert not (path / "results/s2/runs/ft-cot__f__seed0").exists()
