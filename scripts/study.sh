@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The pre-registered study (docs/results.md), run resumably: `prada run` on the study config in the
-# background, and every minute each run that finished (evaluated, and explained if it trained) has its
+# background, and every minute each run that finished (evaluated, and explained if it trained and the config
+# does not say `explain: false`) has its
 # small outputs copied to RESULTS_DIR/runs/<run>/ in the run folder's layout, `prada report RESULTS_DIR`
 # rebuilds the (partial) report from those copies, and the lot is committed on its own. Weights never
 # leave runs/. Rerun it after an interruption: finished runs are skipped, an unfinished one resumes.
