@@ -161,11 +161,14 @@ def gap_closed(root: Path, oracle_root: Path) -> list[dict]:
 def gap_rows(gaps: list[dict]) -> list[list[str]]:
     rows = []
     for g in gaps:
-        ci = "[{:+.1f}, {:+.1f}]".format(*g["vs_oracle"]["ci"]) if g["vs_oracle"]["ci"] else "–"
+        vs = g["vs_oracle"]
+        ci = "[{:+.1f}, {:+.1f}]".format(*vs["ci"]) if vs["ci"] else "–"
+        seed_ci = "[{:+.1f}, {:+.1f}]".format(*vs["seed_ci"]) if vs["seed_ci"] else "–"
+        diffs = ", ".join(f"{d:+.1f}" for d in vs["per_seed"])
         share = f"{g['share']:+.2f}" if g["share"] is not None else "–"
         per_seed = ", ".join(f"{v:+.2f}" if v is not None else "–" for v in g["share_per_seed"])
         rows.append(
-            [f"{g['method']} − oracle", f"{g['vs_oracle']['diff']:+.1f}", ci, f"{g['gap']:+.1f}", share, per_seed]
+            [f"{g['method']} − oracle", f"{vs['diff']:+.1f}", ci, seed_ci, diffs, f"{g['gap']:+.1f}", share, per_seed]
             + [",".join(map(str, g["seeds"]))]
         )
     return rows
@@ -228,7 +231,8 @@ def main() -> None:
     print(table(header, rows))
     if a.oracle:
         gaps = gap_closed(a.results, a.oracle)
-        head = ["method − oracle (target)", "diff", "95% CI", "gap (oracle − ft-cot)", "share of gap closed"]
+        head = ["method − oracle (target)", "diff", "95% CI", "seed t interval", "per seed"]
+        head += ["gap (oracle − ft-cot)", "share of gap closed"]
         print()
         print(table(head + ["share per seed", "seeds"], gap_rows(gaps)))
         if a.gap_plot:

@@ -83,12 +83,18 @@ def test_the_share_of_the_gap_closed_runs_from_ft_cot_at_0_to_the_oracle_at_1(st
     out = subprocess.run([*cmd, "--gap-plot", str(plot)], capture_output=True, text=True)
     assert out.returncode == 1, out.stdout + out.stderr  # prada's changed predictions disagree with results.json
     rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines() if " − oracle |" in line}
-    gap = float(rows["ft-cot − oracle"].split("|")[4])
+    prada, ft_cot = rows["prada − oracle"].split("|"), rows["ft-cot − oracle"].split("|")
+    gap = float(ft_cot[6])
     assert gap > 0, "the oracle is all right on the target, ft-cot is not"
-    assert rows["prada − oracle"].split("|")[2].strip() == "+0.0"
-    assert rows["prada − oracle"].split("|")[5].strip() == "+1.00"
-    assert rows["prada − oracle"].split("|")[6].strip() == "+1.00, +1.00"
-    assert rows["ft-cot − oracle"].split("|")[5].strip() == "+0.00"
+    assert prada[2].strip() == "+0.0" and prada[5].strip() == "+0.0, +0.0"
+    assert prada[4].strip() == "[+0.0, +0.0]", "every seed's m − oracle is 0: a t interval of width 0"
+    per_seed = [float(d) for d in ft_cot[5].split(",")]
+    assert len(per_seed) == 2 and abs(sum(per_seed) / 2 + gap) < 0.051, "ft-cot − oracle is minus the gap"
+    lo, hi = (float(x) for x in ft_cot[4].strip(" []").split(","))
+    assert lo <= -gap <= hi
+    assert prada[7].strip() == "+1.00"
+    assert prada[8].strip() == "+1.00, +1.00"
+    assert ft_cot[7].strip() == "+0.00"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     refused = subprocess.run([*cmd[:3], "--gap-plot", str(plot)], capture_output=True, text=True)
