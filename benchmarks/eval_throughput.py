@@ -18,6 +18,8 @@ Prints one JSON object as the last line.
     python benchmarks/eval_throughput.py --quick         # about a minute on a 2-core CPU
     python benchmarks/eval_throughput.py --profile       # + torch.profiler table of the generation loop
     python benchmarks/eval_throughput.py --prompts 128 --no-naive   # more questions than rows, as `prada eval` meets them
+    python benchmarks/eval_throughput.py --model runs/.../model --questions data/study2/dev-real.jsonl --no-naive
+                                                    # a trained student on real dev questions: rows end at EOS
 """
 
 from __future__ import annotations
@@ -62,7 +64,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="token budget of a row, prompt + generation; prompts are cut to seq - max_new_tokens",
     )
     p.add_argument("--max-new-tokens", type=int, default=None, help="default seq // 2 (128); --quick: 32")
-    p.add_argument("--prompts", type=int, default=None, help="questions to answer (default 32; --quick: 8)")
+    p.add_argument(
+        "--prompts", type=int, default=None, help="questions to answer (default 32; --quick: 8; --questions: all)"
+    )
+    p.add_argument(
+        "--questions",
+        default=None,
+        help="a JSONL file of questions (prada's data format) instead of synthetic ones: the questions a trained "
+        "student meets in `prada eval`, whose rows end at different lengths (use dev questions, not a test set)",
+    )
+    p.add_argument("--datasets", default="", help="with --questions: comma list of datasets to keep")
     p.add_argument(
         "--dtype",
         default="auto",
@@ -85,7 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", default=None, help="keep the data and the profile here (default: a temp folder)")
     a = p.parse_args(argv)
     a.max_new_tokens = a.max_new_tokens or (32 if a.quick else a.seq // 2)
-    a.prompts = a.prompts or (8 if a.quick else 32)
+    a.prompts = a.prompts or (0 if a.questions else 8 if a.quick else 32)
+    if a.datasets and not a.questions:
+        p.error("--datasets needs --questions")
     if a.batch is None:
         from prada.config import EvalConfig
 
@@ -97,13 +110,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_prompts(a: argparse.Namespace, tokenizer, workdir: Path) -> list[list[int]]:
-    """Token ids of `{question} ###` for --prompts test questions, round-robin over the benchmark datasets."""
+    """Token ids of `{question} ###` for --prompts questions: from --questions in file order, else synthetic
+    test questions round-robin over the benchmark datasets."""
     from prada.data.schema import read_examples
     from prada.distill.collate import tokenize_prompt
 
-    data = make_bench_data(workdir / "data-eval", seq=32, n_train=16, n_test=max(8, a.prompts))
-    per_ds = [read_examples(data / ds / "test.jsonl") for ds in BENCH_DATASETS]
-    questions = [per_ds[i % len(per_ds)][i // len(per_ds)].question for i in range(a.prompts)]
+    if a.questions:
+        keep = set(filter(None, a.datasets.split(",")))
+        examples = [ex for ex in read_examples(a.questions) if not keep or ex.dataset in keep]
+        if not examples:
+            raise SystemExit(f"{a.questions}: no question of datasets {sorted(keep)}")
+        questions = [ex.question for ex in examples[: a.prompts or None]]
+    else:
+        data = make_bench_data(workdir / "data-eval", seq=32, n_train=16, n_test=max(8, a.prompts))
+        per_ds = [read_examples(data / ds / "test.jsonl") for ds in BENCH_DATASETS]
+        questions = [per_ds[i % len(per_ds)][i // len(per_ds)].question for i in range(a.prompts)]
     limit = a.seq - a.max_new_tokens
     return [tokenize_prompt(tokenizer, q)[-limit:] for q in questions]
 
@@ -190,6 +211,17 @@ def batched_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list
     return outputs
 
 
+def _row_steps(outputs: list[list[int]], prompts: list[list[int]], batch: int, budget: int) -> int:
+    """Rows x decoding steps of `batched_generate`'s batches (longest prompts first, as it orders them)."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    steps = 0
+    for start in range(0, len(order), batch):
+        rows = order[start : start + batch]
+        longest = max(min(len(outputs[i]) + 1, budget) for i in rows)  # + the EOS step, up to the budget
+        steps += len(rows) * longest
+    return steps
+
+
 def profile_generation(student, prompts, tokenizer, a, device, workdir: Path) -> dict:
     """torch.profiler over one prada generation batch; the table goes to workdir, the top rows to stderr."""
     from torch.profiler import ProfilerActivity, profile
@@ -273,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": device.type,
         "machine": machine(),
         "prompts": len(prompts),
+        "questions": a.questions and {"file": a.questions, "datasets": a.datasets or "all"},
         "batch": a.batch,
         "max_new_tokens": a.max_new_tokens,
         "prompt_tokens_median": statistics.median(map(len, prompts)),
@@ -290,6 +323,8 @@ def main(argv: list[str] | None = None) -> dict:
         "generated_tokens": n_ours,
         "naive_generated_tokens": t_naive and n_theirs,
         "rows_stopped_by_eos": sum(len(o) < a.max_new_tokens for o in ours),
+        # positions batched generate decodes: each batch runs to its longest row (prada refills ended rows' slots)
+        "batched_generate_row_steps": _row_steps(batched, prompts, a.batch, a.max_new_tokens),
         "same_predictions": not differ,  # prada's token ids equal the reference's for every prompt
         "same_predictions_reference": reference,
         "n_different": len(differ),

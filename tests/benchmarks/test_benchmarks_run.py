@@ -99,6 +99,35 @@ def test_eval_throughput_without_the_per_example_baseline_checks_prada_against_b
     assert out["eval_vs_batched_generate"] > 0 and out["prompts"] == 6
 
 
+def test_eval_throughput_reads_questions_from_a_file_and_keeps_the_named_datasets(tmp_path):
+    """--questions: a trained student's real dev questions instead of synthetic ones; --datasets filters them."""
+    rows = [
+        {"question": f"Is {n} even or odd?", "answer": "yes", "answer_type": "yes_no", "dataset": ds, "id": f"{ds}-{n}"}
+        for ds in ("coin_flip", "addsub")
+        for n in range(5 if ds == "coin_flip" else 3)
+    ]
+    questions = tmp_path / "dev.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["benchmarks/eval_throughput.py", "--model", "tiny-random", "--dtype", "fp32", "--no-naive"]
+    args += ["--batch", "2", "--max-new-tokens", "5", "--questions", str(questions)]
+    out = _last_json([*args, "--datasets", "coin_flip", "--workdir", str(tmp_path)])
+    assert out["prompts"] == 5 and out["questions"] == {"file": str(questions), "datasets": "coin_flip"}
+    assert out["same_predictions"] is True
+    # every row of a batch runs until the batch's longest row ends: at least one step per generated token
+    assert out["generated_tokens"] <= out["batched_generate_row_steps"] <= 5 * 5
+    assert _last_json([*args, "--workdir", str(tmp_path)])["prompts"] == 8  # all datasets of the file
+
+
+def test_eval_throughput_refuses_datasets_without_questions():
+    refused = subprocess.run(
+        [sys.executable, "benchmarks/eval_throughput.py", "--datasets", "addsub"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "--datasets needs --questions" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("dtype", "setting", "expected"), [("fp32", "auto", True), ("fp32", "off", False), ("bf16", "auto", False)]
 )
