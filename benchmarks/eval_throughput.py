@@ -4,8 +4,8 @@ Both sides decode the same prompts (synthetic-suite test questions in the studen
 format) with the same model, dtype and max_new_tokens, greedily:
 
 - `prada`: `prada.evaluation.generate.greedy_generate` on a Student wrapping the model, as `prada
-  eval` runs it: --batch rows decoding at once (left padding, KV cache), a finished row's slot
-  refilled with the next prompt (longest first).
+  eval` runs it: --batch rows decoding at once (left padding, KV cache), finished rows' slots
+  refilled with the next prompts (longest first) once --refill-after rows have ended.
 - `naive`: `model.generate(do_sample=False)` one prompt at a time (batch 1, KV cache).
 - `batched`: `model.generate(do_sample=False)` on left-padded batches of --batch prompts (sorted by
   length, so a batch pads little), the strong baseline: what a user of plain transformers would
@@ -91,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip per-example generate (many minutes at 100+ prompts); prada's tokens are checked against batched generate's",
     )
+    p.add_argument(
+        "--refill-after",
+        type=int,
+        default=None,
+        help="prada's eval.refill_after: finished rows dropped and refilled in groups this large (default: the config's)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
     p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")
     p.add_argument("--workdir", default=None, help="keep the data and the profile here (default: a temp folder)")
@@ -99,10 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.prompts = a.prompts or (0 if a.questions else 8 if a.quick else 32)
     if a.datasets and not a.questions:
         p.error("--datasets needs --questions")
-    if a.batch is None:
-        from prada.config import EvalConfig
+    from prada.config import EvalConfig
 
-        a.batch = EvalConfig().batch_size
+    a.batch = EvalConfig().batch_size if a.batch is None else a.batch
+    a.refill_after = EvalConfig().refill_after if a.refill_after is None else a.refill_after
+    if a.refill_after < 1:
+        p.error("--refill-after must be at least 1")
     a.dtype = resolve_dtype(a.dtype)
     if a.max_new_tokens >= a.seq:
         p.error("--max-new-tokens must be below --seq")
@@ -144,6 +152,7 @@ def prada_generate(student, prompts: list[list[int]], tokenizer, a, device) -> l
         device,
         autocast,
         weight_first=weight_first_on(a, device),
+        refill_after=a.refill_after,
     )
 
 
@@ -307,6 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
         "prompts": len(prompts),
         "questions": a.questions and {"file": a.questions, "datasets": a.datasets or "all"},
         "batch": a.batch,
+        "refill_after": a.refill_after,
         "max_new_tokens": a.max_new_tokens,
         "prompt_tokens_median": statistics.median(map(len, prompts)),
         "quick": a.quick,

@@ -293,6 +293,11 @@ class EvalConfig:
     batch_size: int = at_least_one(32)
     """Rows decoding at once (a finished row's slot goes to the next question). Decoding reads every
     weight once per step, so wider steps are cheaper per token (measured in docs/scale.md)."""
+    refill_after: int = at_least_one(8)
+    """Finished rows stay in the batch, unread, until this many have ended (or all the waiting questions fit):
+    then they are dropped in one copy of the KV cache and their slots go to the next questions in one prefill.
+    1 drops and refills at once, a copy and a small prefill for every row that ends. Same greedy outputs
+    either way (tested); the speed of each is in docs/scale.md."""
 
 
 @dataclass

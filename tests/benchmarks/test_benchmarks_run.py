@@ -153,7 +153,7 @@ def test_eval_throughput_decodes_with_the_switch_prada_eval_resolves(monkeypatch
     monkeypatch.setattr(generate, "_weight_first", lambda module, x: calls.append(1) or real(module, x))
     path = resolve_model("tiny-random")
     tok = load_tokenizer(path)
-    a = argparse.Namespace(dtype=dtype, weight_first=setting, max_new_tokens=4, batch=2)
+    a = argparse.Namespace(dtype=dtype, weight_first=setting, max_new_tokens=4, batch=2, refill_after=1)
     prompts = [tok("What is 2 + 3? ###")["input_ids"], tok("Hi ###")["input_ids"]]
     eval_throughput.prada_generate(Student(load_causal_lm(path).eval()), prompts, tok, a, torch.device("cpu"))
     assert (len(calls) > 0) is expected

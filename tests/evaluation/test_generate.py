@@ -68,15 +68,24 @@ def test_stops_at_eos_and_budget():
     assert len(out[0]) <= 5
 
 
-def test_refilled_slots_equal_one_at_a_time_when_rows_end_at_different_steps(counting_model):
+@pytest.mark.parametrize("refill_after", [1, 2, 3])
+def test_refilled_slots_equal_one_at_a_time_when_rows_end_at_different_steps(counting_model, monkeypatch, refill_after):
     """Rows end at EOS after 2 to 50 tokens, so finished slots are refilled mid-decode: every output
-    must still equal the prompt generated alone."""
+    must still equal the prompt generated alone, whether finished rows leave at once (refill_after 1) or ride
+    along unread until a group has ended (2, 3: fewer cache copies)."""
+    import prada.evaluation.generate as generate
+
     student, tok = _counting_student(counting_model, prompt=True)
     prompts = [tok(q)["input_ids"] for q in COUNTING + ["x ###", "bb ###", "qrs ###"]]
     alone = [greedy_generate(student, [p], tok.eos_token_id, tok.pad_token_id, max_new_tokens=64)[0] for p in prompts]
     assert len({len(a) for a in alone}) >= 6, "rows should end at different steps"
     assert all(len(a) < 64 for a in alone), "every row should end with EOS, not the budget"
     seen: list[int] = []
+    dropped: list[int] = []  # rows each compaction drops
+    keep = generate._Rows.keep
+    monkeypatch.setattr(
+        generate._Rows, "keep", lambda self, k, c: dropped.append(len(self.index) - len(k)) or keep(self, k, c)
+    )
     refilled = greedy_generate(
         student,
         prompts,
@@ -85,9 +94,14 @@ def test_refilled_slots_equal_one_at_a_time_when_rows_end_at_different_steps(cou
         max_new_tokens=64,
         batch_size=3,
         on_finish=lambda idx, toks: seen.extend(idx),
+        refill_after=refill_after,
     )
     assert refilled == alone
-    assert sorted(seen) == list(range(len(prompts)))
+    assert sorted(seen) == list(range(len(prompts)))  # each row reported once, though ended rows ride along
+    if refill_after == 1:  # at once: a compaction for (nearly) every row that ends before the queue runs dry
+        assert len(dropped) >= len(prompts) - 3 and max(dropped) <= 2, dropped
+    else:  # in groups: never one row alone, and half the compactions at most
+        assert min(dropped) >= 2 and len(dropped) <= len(prompts) // 2, dropped
 
 
 def test_weight_first_linears_compute_the_same_layers_and_give_their_forward_back():

@@ -145,6 +145,7 @@ def _evaluate_run(run_dir: Path, data: str | None, split: str, out: str | None, 
             weight_first=switches["weight_first_linears"],
             max_prompt_tokens=limit,
             stats=cost,
+            refill_after=cfg.eval.refill_after,
         )
         cost["seconds"] = round(time.perf_counter() - t0, 2)
     bar.close()

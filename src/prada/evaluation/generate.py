@@ -2,7 +2,8 @@
 
 A decoding step's cost grows far slower than its rows (figures in docs/scale.md), so wide steps
 are cheap per token. Fixed batches decode ever fewer rows as answers end (CoT answers vary in
-length); refilling keeps `batch_size` rows decoding until the queue runs dry. Rows sit left-padded
+length); refilling keeps `batch_size` rows decoding until the queue runs dry, a group of finished
+rows at a time (`refill_after`: one cache copy and one prefill per group). Rows sit left-padded
 in one KV cache; each carries its own position ids, so a prompt that joins late sees exactly what
 it would see alone.
 """
@@ -56,6 +57,9 @@ class _Rows:
         self.positions = torch.cat([self.positions, other.positions])
         self.index = self.index + other.index
 
+
+ENDED = -1
+"""A row's prompt index once it has ended: it stays in the batch, unread, until the rows are compacted."""
 
 SMALL_ROWS = 64
 """Up to this many rows (tokens: a decoding step's batch) a CPU linear runs weight-first."""
@@ -123,12 +127,14 @@ def greedy_generate(
     autocast_dtype: torch.dtype | None = None,
     on_finish: Callable[[list[int], list[list[int]]], None] | None = None,
     weight_first: bool = False,
+    refill_after: int = 1,
 ) -> list[list[int]]:
     """Greedy new tokens (EOS excluded) for every prompt, `batch_size` rows at a time (0: all at once).
 
     Prompts start longest first (rows that join together share little padding). `on_finish(indices,
     tokens)` sees rows as they end, so a caller can save them before the rest are done. `weight_first`
-    is eval.weight_first_linears as the run resolved it (run_dir.resolve_switches).
+    is eval.weight_first_linears as the run resolved it (run_dir.resolve_switches); `refill_after` is
+    eval.refill_after (1: a finished row's slot is refilled at once).
     """
     outputs: list[list[int]] = [[] for _ in input_ids]
     if max_new_tokens <= 0 or not input_ids:
@@ -146,7 +152,7 @@ def greedy_generate(
         while waiting or rows is not None:
             # --- fill free slots with waiting prompts (their prefill gives their first logits)
             free = batch_size - (0 if rows is None else len(rows.index))
-            if waiting and free > 0:
+            if waiting and free > 0 and (rows is None or free >= min(refill_after, len(waiting))):
                 new = [waiting.popleft() for _ in range(min(free, len(waiting)))]
                 new_logits, new_rows = _prefill(student, [input_ids[i] for i in new], new, pad_id, device)
                 if rows is None:
@@ -157,17 +163,24 @@ def greedy_generate(
             assert rows is not None
             # --- pick tokens; rows that emit EOS or reach the budget end here
             next_tokens = logits.argmax(-1)
-            keep, ended = [], []
+            ended = []
             for r, (i, tok) in enumerate(zip(rows.index, next_tokens.tolist())):
+                if i == ENDED:
+                    continue
                 if tok != eos_id:
                     outputs[i].append(tok)
-                (ended if tok == eos_id or len(outputs[i]) >= max_new_tokens else keep).append(r)
+                if tok == eos_id or len(outputs[i]) >= max_new_tokens:
+                    ended.append(r)
             if ended and on_finish is not None:
                 on_finish([rows.index[r] for r in ended], [outputs[rows.index[r]] for r in ended])
+            for r in ended:
+                rows.index[r] = ENDED
+            keep = [r for r, i in enumerate(rows.index) if i != ENDED]
             if not keep:
                 rows = None
                 continue
-            if ended:
+            # ended rows ride along (their tokens unused) until enough have ended to drop them in one copy
+            if len(rows.index) - len(keep) >= (min(refill_after, len(waiting)) if waiting else refill_after):
                 rows.keep(keep, config)
                 next_tokens = next_tokens[torch.tensor(keep, device=next_tokens.device)]
             # --- one decoding step for the rows still running
@@ -196,6 +209,7 @@ def generate_texts(
     weight_first: bool = False,
     max_prompt_tokens: int = 0,
     stats: dict | None = None,
+    refill_after: int = 1,
 ) -> list[str]:
     """Tokenise once, generate with refilled batches, decode.
 
@@ -225,6 +239,7 @@ def generate_texts(
         autocast_dtype,
         on_finish=finished,
         weight_first=weight_first,
+        refill_after=refill_after,
     )
     if stats is not None:
         stats.update(
