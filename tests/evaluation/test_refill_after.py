@@ -1,7 +1,8 @@
 """eval.refill_after reaches the decoder that `prada eval` runs (the switch is tested both ways in test_generate.py)."""
 
-import prada.evaluation.evaluate as evaluate
 from tiny import tiny_config
+
+import prada.evaluation.evaluate as evaluate
 
 
 def test_prada_eval_decodes_with_the_configured_refill_after(synth_dir, tmp_path, monkeypatch):
