@@ -79,6 +79,8 @@ def eval_rows(lines: list[tuple[int, dict]]) -> list[str]:
             same = f"no ({d['n_different']} prada, {d.get('batched_n_different')} batched rows differ)"
         # weight-first linears, where the record says (eval_throughput ran without them from bf97e5c to 34ef825)
         wf = {True: ", weight-first on", False: ", weight-first off"}.get(d.get("weight_first_linears"), "")
+        if d.get("refill_after"):  # eval.refill_after; records before it refilled every slot at once
+            wf += f", refill after {d['refill_after']}"
         if d.get("questions"):  # --questions: a file's questions, usually with a trained run's model folder
             model = Path(d["model"])
             wf += f"; {Path(d['questions']['file']).name}, {model.parent.name if model.name == 'model' else model}"

@@ -290,6 +290,9 @@ def test_table_prints_each_kind_of_result_line_from_the_committed_results():
     assert "| 3 | 32 x 128, 32, bf16 | 400.9 | 337.5 |" in text
     assert "| 7 | 32 x 128, 32, fp32, weight-first on | 159.2 | 143.1 | 25.7 | 1.11x | yes |" in text
     assert "| 5 | `ft-cot-tlm__real__seed0`, 209 of dev-real.jsonl | 0.406 | 0.198 | 2.06x |" in text
+    trained = "209 x 112, 32, fp32, weight-first on"
+    assert f"| 9 | {trained}; dev-real.jsonl, ft-cot__real__seed1 | 141.7 | 156.7 | — | 0.90x |" in text
+    assert f"| 10 | {trained}, refill after 8; dev-real.jsonl, ft-cot__real__seed1 | 188.5 | 172.4 | — | 1.09x |" in text
 
 
 @pytest.mark.parametrize(("seeds", "why"), [("0,x", "integers separated by commas"), ("1,1", "a seed appears twice")])
