@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="prada's eval.refill_after: finished rows dropped and refilled in groups this large (default: the config's)",
     )
+    p.add_argument(
+        "--keep-freed-memory",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="PRADA_KEEP_FREED_MEMORY for this process, as `prada eval` and `prada run` apply it (both contenders)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
     p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")
     p.add_argument("--workdir", default=None, help="keep the data and the profile here (default: a temp folder)")
@@ -249,6 +255,9 @@ def profile_generation(student, prompts, tokenizer, a, device, workdir: Path) ->
 
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
+    from prada.train.host_memory import configure_host_memory
+
+    kept = configure_host_memory(a.keep_freed_memory)  # the process's allocator: every contender runs under it
     t_start = time.perf_counter()
     host_before = host_state()
     tmp = None
@@ -317,6 +326,7 @@ def main(argv: list[str] | None = None) -> dict:
         "questions": a.questions and {"file": a.questions, "datasets": a.datasets or "all"},
         "batch": a.batch,
         "refill_after": a.refill_after,
+        "keep_freed_memory": kept,
         "max_new_tokens": a.max_new_tokens,
         "prompt_tokens_median": statistics.median(map(len, prompts)),
         "quick": a.quick,

@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quiet:  # read by every prada bar (prada.progress) and by tqdm itself; restored below
         os.environ["TQDM_DISABLE"] = "1"
     try:
-        if args.command in ("train", "run"):  # the allocator is the process's, so the command sets it, once
+        if args.command in ("train", "run", "eval"):  # the allocator is the process's, so the command sets it, once
             from prada.train.host_memory import configure_host_memory
 
             configure_host_memory()

@@ -89,11 +89,16 @@ def test_eval_throughput_quick(tmp_path):
         assert out[key] is not None, key
     assert out["same_predictions"] is True  # fp32: batched greedy decoding must give the per-example tokens
     assert out["weight_first_linears"] is True  # as `prada eval` decodes on a CPU in fp32
+    assert out["keep_freed_memory"] is not torch.cuda.is_available()  # auto, as `prada eval` sets the allocator
 
 
 def test_eval_throughput_without_the_per_example_baseline_checks_prada_against_batched_generate(tmp_path):
     args = ["benchmarks/eval_throughput.py", "--model", "tiny-random", "--dtype", "fp32", "--prompts", "6"]
-    out = _last_json([*args, "--batch", "2", "--max-new-tokens", "6", "--no-naive", "--workdir", str(tmp_path)])
+    out = _last_json(
+        [*args, "--batch", "2", "--max-new-tokens", "6", "--no-naive", "--workdir", str(tmp_path)]
+        + ["--keep-freed-memory", "off"]
+    )
+    assert out["keep_freed_memory"] is False
     assert out["naive_tokens_per_s"] is None and out["batched_same_predictions_as_naive"] is None
     assert out["same_predictions_reference"] == "batched" and out["same_predictions"] is True
     assert out["eval_vs_batched_generate"] > 0 and out["prompts"] == 6
@@ -292,7 +297,9 @@ def test_table_prints_each_kind_of_result_line_from_the_committed_results():
     assert "| 5 | `ft-cot-tlm__real__seed0`, 209 of dev-real.jsonl | 0.406 | 0.198 | 2.06x |" in text
     trained = "209 x 112, 32, fp32, weight-first on"
     assert f"| 9 | {trained}; dev-real.jsonl, ft-cot__real__seed1 | 141.7 | 156.7 | — | 0.90x |" in text
-    assert f"| 10 | {trained}, refill after 8; dev-real.jsonl, ft-cot__real__seed1 | 188.5 | 172.4 | — | 1.09x |" in text
+    assert (
+        f"| 10 | {trained}, refill after 8; dev-real.jsonl, ft-cot__real__seed1 | 188.5 | 172.4 | — | 1.09x |" in text
+    )
 
 
 @pytest.mark.parametrize(("seeds", "why"), [("0,x", "integers separated by commas"), ("1,1", "a seed appears twice")])

@@ -48,12 +48,14 @@ def test_the_switch_is_read_by_the_command_never_by_the_library(monkeypatch):
     assert "keep_freed_memory" not in inspect.getsource(loop) and "host_memory" not in inspect.getsource(loop)
 
 
-def test_prada_train_applies_the_switch_once(monkeypatch, tmp_path):
+@pytest.mark.parametrize("command", [["train", "--resume"], ["eval", "--run"]])
+def test_prada_train_and_eval_apply_the_switch_once(monkeypatch, tmp_path, command):
+    """Training's large temporaries and decoding's growing KV cache both come from malloc."""
     from prada import cli
     from prada.train import host_memory
 
     applied = []
     monkeypatch.setattr(host_memory, "configure_host_memory", lambda: applied.append(1))
     with pytest.raises(SystemExit):  # no such run: an error after the switch was applied
-        cli.main(["train", "--resume", str(tmp_path / "missing")])
+        cli.main([*command, str(tmp_path / "missing")])
     assert applied == [1]

@@ -2,7 +2,7 @@
 
 PyTorch's CPU tensors come straight from malloc. glibc serves blocks over 32 MB with a fresh mmap
 and unmaps them on free, so every training step faults its largest tensors (logit chunks, the
-optimizer's temporaries, KV caches) back in page by page, and on a VM each fault is expensive
+optimizer's temporaries) back in page by page, and so does every decoding step its growing KV cache, and on a VM each fault is expensive
 (the measured step times are in docs/scale.md).
 """
 
@@ -12,7 +12,7 @@ import ctypes
 import sys
 
 ENV = "PRADA_KEEP_FREED_MEMORY"
-"""Device switch, auto | on | off, read once by the `prada` command before training or running an
+"""Device switch, auto | on | off, read once by the `prada` command before training, evaluating or running an
 experiment (a library call never changes the process's allocator). auto: on unless a CUDA device is visible."""
 
 M_TRIM_THRESHOLD = -1  # <malloc.h>: give memory at the top of the heap back only above this size
