@@ -81,6 +81,8 @@ def eval_rows(lines: list[tuple[int, dict]]) -> list[str]:
         wf = {True: ", weight-first on", False: ", weight-first off"}.get(d.get("weight_first_linears"), "")
         if d.get("refill_after"):  # eval.refill_after; records before it refilled every slot at once
             wf += f", refill after {d['refill_after']}"
+        if "keep_freed_memory" in d:  # PRADA_KEEP_FREED_MEMORY as the benchmark applied it (older records: not applied)
+            wf += ", allocator switch " + ("on" if d["keep_freed_memory"] else "off")
         if d.get("questions"):  # --questions: a file's questions, usually with a trained run's model folder
             model = Path(d["model"])
             wf += f"; {Path(d['questions']['file']).name}, {model.parent.name if model.name == 'model' else model}"
