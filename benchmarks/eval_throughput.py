@@ -49,6 +49,11 @@ from _common import (  # noqa: E402
 )
 
 
+def add_switch(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A device switch's flag: auto | on | off, auto by default, as in prada's configs."""
+    p.add_argument(flag, default="auto", choices=["auto", "on", "off"], help=help)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,11 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["auto", "bf16", "fp32"],
         help="auto: bf16 where it pays (GPUs, CPUs with AMX), else fp32, as train.precision=auto",
     )
-    p.add_argument(
+    add_switch(
+        p,
         "--weight-first",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="prada's eval.weight_first_linears, resolved as `prada eval` resolves it (auto: on for a CPU in fp32)",
+        "prada's eval.weight_first_linears, resolved as `prada eval` resolves it (auto: on for a CPU in fp32)",
     )
     p.add_argument(
         "--no-naive",
@@ -97,11 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="prada's eval.refill_after: finished rows dropped and refilled in groups this large (default: the config's)",
     )
-    p.add_argument(
+    add_switch(
+        p,
         "--keep-freed-memory",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="PRADA_KEEP_FREED_MEMORY for this process, as `prada eval` and `prada run` apply it (both contenders)",
+        "PRADA_KEEP_FREED_MEMORY for this process, as `prada eval` and `prada run` apply it (both contenders)",
     )
     p.add_argument("--quick", action="store_true", help="fewer prompts and tokens: about a minute on a 2-core CPU")
     p.add_argument("--profile", action="store_true", help="also profile one prada generation batch (torch.profiler)")
