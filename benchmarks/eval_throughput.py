@@ -211,10 +211,8 @@ def naive_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[l
 def batched_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list[list[int]]:
     """transformers' generate on left-padded batches of --batch prompts, longest first; outputs in prompt order."""
     config = _greedy_config(tokenizer, a)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[list[int]] = [[] for _ in prompts]
-    for start in range(0, len(order), a.batch):
-        rows = order[start : start + a.batch]
+    for rows in _length_sorted_batches(prompts, a.batch):
         T = max(len(prompts[i]) for i in rows)
         x = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long, device=device)
         mask = torch.zeros_like(x)
@@ -229,15 +227,18 @@ def batched_generate(lm, prompts: list[list[int]], tokenizer, a, device) -> list
     return outputs
 
 
-def _row_steps(outputs: list[list[int]], prompts: list[list[int]], batch: int, budget: int) -> int:
-    """Rows x decoding steps of `batched_generate`'s batches (longest prompts first, as it orders them)."""
+def _length_sorted_batches(prompts: list[list[int]], batch: int) -> list[list[int]]:
+    """`batched_generate`'s batches: prompt indices, longest prompts first, `batch` at a time."""
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    steps = 0
-    for start in range(0, len(order), batch):
-        rows = order[start : start + batch]
-        longest = max(min(len(outputs[i]) + 1, budget) for i in rows)  # + the EOS step, up to the budget
-        steps += len(rows) * longest
-    return steps
+    return [order[start : start + batch] for start in range(0, len(order), batch)]
+
+
+def _row_steps(outputs: list[list[int]], prompts: list[list[int]], batch: int, budget: int) -> int:
+    """Rows x decoding steps of `batched_generate`'s batches: each runs until its longest row ends."""
+    return sum(
+        len(rows) * max(min(len(outputs[i]) + 1, budget) for i in rows)  # + the EOS step, up to the budget
+        for rows in _length_sorted_batches(prompts, batch)
+    )
 
 
 def profile_generation(student, prompts, tokenizer, a, device, workdir: Path) -> dict:

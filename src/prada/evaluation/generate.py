@@ -152,7 +152,7 @@ def greedy_generate(
         while waiting or rows is not None:
             # --- fill free slots with waiting prompts (their prefill gives their first logits)
             free = batch_size - (0 if rows is None else len(rows.index))
-            if waiting and free > 0 and (rows is None or free >= min(refill_after, len(waiting))):
+            if waiting and free > 0:  # slots free up only when a group of ended rows is dropped (below)
                 new = [waiting.popleft() for _ in range(min(free, len(waiting)))]
                 new_logits, new_rows = _prefill(student, [input_ids[i] for i in new], new, pad_id, device)
                 if rows is None:

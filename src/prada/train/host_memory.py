@@ -2,8 +2,8 @@
 
 PyTorch's CPU tensors come straight from malloc. glibc serves blocks over 32 MB with a fresh mmap
 and unmaps them on free, so every training step faults its largest tensors (logit chunks, the
-optimizer's temporaries) back in page by page, and so does every decoding step its growing KV cache, and on a VM each fault is expensive
-(the measured step times are in docs/scale.md).
+optimizer's temporaries) back in page by page, as every decoding step does its grown KV cache; on a VM
+each fault is expensive (the measured step and generation times are in docs/scale.md).
 """
 
 from __future__ import annotations
