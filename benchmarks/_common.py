@@ -6,6 +6,7 @@ reports is that contender's alone.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -20,6 +21,11 @@ import torch
 from prada.report.environment import cpu_model, cpu_speed_flags
 
 RESULT_TAG = "BENCH_RESULT "
+
+
+def add_switch(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A device switch's flag: auto | on | off, auto by default, as in prada's configs."""
+    p.add_argument(flag, default="auto", choices=["auto", "on", "off"], help=help)
 
 
 # --- device and dtype -----------------------------------------------------------------------------

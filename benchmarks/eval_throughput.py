@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
+    add_switch,
     BENCH_DATASETS,
     host_state,
     machine,
@@ -47,11 +48,6 @@ from _common import (  # noqa: E402
     sync,
     torch_dtype,
 )
-
-
-def add_switch(p: argparse.ArgumentParser, flag: str, help: str) -> None:
-    """A device switch's flag: auto | on | off, auto by default, as in prada's configs."""
-    p.add_argument(flag, default="auto", choices=["auto", "on", "off"], help=help)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -35,7 +35,10 @@ def train_rows(lines: list[tuple[int, dict]]) -> list[str]:
         if d["benchmark"] != "train_throughput" or not d.get("ftcot_tokens_per_s"):
             continue
         rounds = f", {d['rounds']} rounds" if d.get("rounds", 1) > 1 else ""
-        data = f"{d['lengths']}, {d['measured_steps']} steps{rounds}, target batch {d['target_batch']}"
+        data = f"{d['lengths']}, {d['measured_steps']} steps{rounds}, target batch {d['target_batch']}, {d['dtype']}"
+        kept = set((d.get("keep_freed_memory") or {}).values())  # per contender; records before 2026-12-05: none
+        if kept:
+            data += ", allocator switch " + ("on" if kept == {True} else "off" if kept == {False} else "mixed")
         out.append(
             f"| {n} | {data} | {_f(d['ftcot_tokens_per_s'])} | {_f(d['prada_tokens_per_s'])} "
             f"| {_f(d.get('hf_trainer_grouped_tokens_per_s'))} | {_f(d.get('hf_trainer_tokens_per_s'))} "

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
+    add_switch,
     SHARED_DATA,
     TARGET_DOMAIN,
     emit,
@@ -129,6 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(CONTENDERS),
         help=f"comma list of {', '.join(CONTENDERS)}; prada and ft-cot also as METHOD@KEY=VALUE[@KEY=VALUE] "
         "(a config override, e.g. ft-cot@train.backbone=lora, measured beside METHOD: field `variants`)",
+    )
+    add_switch(
+        p,
+        "--keep-freed-memory",
+        "PRADA_KEEP_FREED_MEMORY in every contender's process, as `prada train` and `prada run` apply it "
+        "(the Trainer's too: like for like)",
     )
     p.add_argument("--profile", action="store_true", help="also profile the prada step (torch.profiler) into --workdir")
     p.add_argument("--workdir", default=None, help="keep data, runs and worker logs here (default: a temp folder)")
@@ -470,6 +477,9 @@ def profile_worker(a: argparse.Namespace) -> dict:
 
 
 def worker_main(a: argparse.Namespace) -> None:
+    from prada.train.host_memory import configure_host_memory
+
+    kept = configure_host_memory(a.keep_freed_memory)  # this contender's process, before it allocates anything
     if split_contender(a.worker)[0] in ("prada", "ft-cot"):
         result = prada_worker(a, a.worker)
     elif a.worker in ("hf-trainer", "hf-trainer-grouped"):
@@ -478,6 +488,7 @@ def worker_main(a: argparse.Namespace) -> None:
         result = profile_worker(a)
     else:
         raise SystemExit(f"unknown worker {a.worker}")
+    result["keep_freed_memory"] = kept
     result["peak_rss_gib"] = peak_rss_gib()
     result["peak_gpu_gib"] = peak_gpu_gib(pick_device())
     emit(result)
@@ -551,6 +562,8 @@ def main(argv: list[str] | None = None) -> dict:
         str(a.adversary_layer),
         "--target-domain",
         a.target_domain,
+        "--keep-freed-memory",
+        a.keep_freed_memory,
         *(["--data-folder", str(data)] if a.data_folder else []),
     ]
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
@@ -609,6 +622,8 @@ def main(argv: list[str] | None = None) -> dict:
         "lengths": f"folder:{a.data_folder}" if a.data_folder else a.lengths,
         "target_domain": a.target_domain,
         "patch": a.patch or None,
+        # PRADA_KEEP_FREED_MEMORY as each contender's process applied it (records before 2026-12-05: not applied)
+        "keep_freed_memory": {k: v["keep_freed_memory"] for k, v in results.items() if "keep_freed_memory" in v},
         "warmup_steps": a.warmup,
         "measured_steps": a.steps,
         "rounds": a.rounds,

@@ -60,6 +60,27 @@ def test_train_throughput_measures_a_config_override_beside_its_method(tmp_path)
     assert "freeze_embeddings: false" in next(tmp_path.glob("run-ft-cot-r0")).joinpath("config.yaml").read_text()
 
 
+@pytest.mark.parametrize(("setting", "kept"), [("on", True), ("off", False)])
+def test_train_throughput_applies_the_allocator_switch_in_every_contenders_process(tmp_path, setting, kept):
+    """`prada train` runs under PRADA_KEEP_FREED_MEMORY; the benchmark's workers (prada's loop and the Trainer)
+    apply the same switch, each in its own process, and the record says what each got."""
+    out = _last_json(
+        [
+            "benchmarks/train_throughput.py",
+            "--quick",
+            "--steps",
+            "1",
+            "--contenders",
+            "ft-cot,hf-trainer-grouped",
+            "--keep-freed-memory",
+            setting,
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    assert out["keep_freed_memory"] == {"ft-cot": kept, "hf-trainer-grouped": kept}
+
+
 def test_eval_throughput_quick(tmp_path):
     out = _last_json(
         [
@@ -290,7 +311,7 @@ def test_table_prints_each_kind_of_result_line_from_the_committed_results():
     from table import main
 
     text = main([str(REPO / "benchmarks" / "results" / "issue23-zen5.jsonl")])
-    assert "| 4 | folder:data/study2/synth2real, 8 steps, target batch 4 | 205.2 | 159.5 | 175.0 |" in text
+    assert "| 4 | folder:data/study2/synth2real, 8 steps, target batch 4, fp32 | 205.2 | 159.5 | 175.0 |" in text
     assert "| 4 | `prada@train.precision=bf16` | 324.0 | 2.03x |" in text
     assert "| 3 | 32 x 128, 32, bf16 | 400.9 | 337.5 |" in text
     assert "| 7 | 32 x 128, 32, fp32, weight-first on | 159.2 | 143.1 | 25.7 | 1.11x | yes |" in text
