@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
-    add_switch,
     BENCH_DATASETS,
+    add_switch,
     host_state,
     machine,
     make_bench_data,

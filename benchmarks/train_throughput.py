@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
-    add_switch,
     SHARED_DATA,
     TARGET_DOMAIN,
+    add_switch,
     emit,
     host_state,
     machine,
