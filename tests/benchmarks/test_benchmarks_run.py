@@ -211,6 +211,7 @@ def test_loss_curves_trains_both_runs_alike_but_for_the_switch(tmp_path, synth_d
     configs = [(tmp_path / f / "config.yaml").read_text().splitlines() for f in ("base", "switched")]
     assert [(a, b) for a, b in zip(*configs) if a != b] == [("  freeze_embeddings: false", "  freeze_embeddings: true")]
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+    assert out["keep_freed_memory"] is not torch.cuda.is_available()  # the allocator `prada train` trains under
 
 
 def test_loss_curves_over_several_seeds_pairs_each_seed_and_takes_the_geometric_mean_of_the_ratios(tmp_path, synth_dir):
