@@ -314,6 +314,8 @@ def test_table_prints_each_kind_of_result_line_from_the_committed_results():
     text = main([str(REPO / "benchmarks" / "results" / "issue23-zen5.jsonl")])
     assert "| 4 | folder:data/study2/synth2real, 8 steps, target batch 4, fp32 | 205.2 | 159.5 | 175.0 |" in text
     assert "| 4 | `prada@train.precision=bf16` | 324.0 | 2.03x |" in text
+    on = "folder:data/study2/synth2real, 8 steps, 2 rounds, target batch 4, fp32, allocator switch on"
+    assert f"| 14 | {on} | 217.1 | 168.5 | 218.7 | — | 0.99x | 0.77x | 1.50 |" in text
     assert "| 3 | 32 x 128, 32, bf16 | 400.9 | 337.5 |" in text
     assert "| 7 | 32 x 128, 32, fp32, weight-first on | 159.2 | 143.1 | 25.7 | 1.11x | yes |" in text
     assert "| 5 | `ft-cot-tlm__real__seed0`, 209 of dev-real.jsonl | 0.406 | 0.198 | 2.06x |" in text
